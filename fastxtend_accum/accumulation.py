@@ -11,7 +11,7 @@ import torch.distributed as dist
 from fastai.basics import *
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.schedule import LRFinder
-from .loggers import LoggerShims
+from .loggers import LoggerShims, fix_wandb_config
 
 # %% auto #0
 __all__ = ['micro_batch_sizes', 'window_sizes', 'window_weight', 'count_targets', 'batchnorm_in_training', 'GradientAccumulation']
@@ -62,7 +62,9 @@ def batchnorm_in_training(model:nn.Module)->list: # names of BatchNorm layers th
 
 _batchnorm_advice = ("BatchNorm normalizes each micro-batch with its own statistics, so accumulated training cannot equal "
     "large batches for these layers: {}. Options: use GroupNorm or LayerNorm, freeze BatchNorm statistics "
-    "(eval mode for those layers), or use micro-batches large enough for stable statistics.")
+    "(eval mode for those layers), or use micro-batches large enough for stable statistics. "
+    "`BatchNormWindowStats()` (fastxtend_accum.batchnorm) makes the running statistics take one update per window, "
+    "as a large batch would; `check_accumulation(learn)` (fastxtend_accum.checker) measures the difference.")
 
 # %% ../nbs/00_accumulation.ipynb #33bf1932
 if not hasattr(Learner, '_do_fit_unguarded'): Learner._do_fit_unguarded = Learner._do_fit
@@ -123,7 +125,8 @@ class GradientAccumulation(Callback):
         if self.opt is not None: self.opt.zero_grad()   # `validate` and `get_preds` call `before_fit` too
         self._reset_window()
         self.closes = False
-        self.logger_shims = LoggerShims(self.learn, self, self.log_accum_batch).install()
+        fix_wandb_config()   # before `WandbCallback.before_fit`, which crashes without it on fastai 2.8.12
+        self.logger_shims = LoggerShims(self.learn, self, self.log_accum_batch)  # installed at the first micro-batch
 
     def _check_batch_size(self):
         bs = getattr(self.dls.train, 'bs', None)
@@ -169,11 +172,30 @@ class GradientAccumulation(Callback):
     def before_train(self): self.epoch_steps = 0
 
     def before_batch(self):
-        "Hold `pct_train` at the window's start, so schedulers set the hyper-parameters of the large-batch step"
-        if self.train_iter==0: self.windows_per_epoch = self._plan_windows()
+        "Hold `pct_train` at the window's start (schedulers then set the large-batch step's values); decide if the window closes"
+        if self.train_iter==0: self._start_training()
         if self.n_micro==0: self.start_pct = self._window_pct()
         self.learn.pct_train = self.start_pct
         if not self.warned_batchnorm: self._warn_batchnorm()
+        self._decide_close(find_bs(self.yb))
+
+    def _start_training(self):
+        "At the fit's first training micro-batch: plan the epoch's windows, and hand the loggers their shims"
+        self.windows_per_epoch = self._plan_windows()
+        self.logger_shims.install()   # not in `before_fit`: a later callback's `before_fit` may raise, with no `after_fit`
+
+    def _decide_close(self, n):
+        "Whether this micro-batch closes the window; unless it does, keep DDP from all-reducing its gradients"
+        self.next_global_samples = self._count_window(n)
+        self.closes = self.next_global_samples>=self.global_accum_bs or (self._last_of_epoch() and self._steps_remainder())
+        if not self.closes and isinstance(self.model, nn.parallel.DistributedDataParallel):
+            self.nosync = self.model.no_sync()  # before the forward pass, where DDP decides whether backward all-reduces
+            self.nosync.__enter__()
+
+    def _count_window(self, n):
+        "Samples in the window with this micro-batch, all processes together: equal micro-batches, except the last of an epoch"
+        if self.world_size>1 and self._last_of_epoch(): return self._sum_over_processes(self.n_samples+n)[0]
+        return self.global_samples + self.world_size*n
 
     def _warn_batchnorm(self):
         self.warned_batchnorm = True
@@ -186,24 +208,18 @@ class GradientAccumulation(Callback):
         return (self.epoch + done)/self.n_epoch
 
     def after_loss(self):
-        "Count the micro-batch, weight its loss, and decide whether it closes the window"
+        "Count the micro-batch and weight its loss by its share of the window"
         if self.loss_grad.ndim:
             raise ValueError(f"GradientAccumulation needs a scalar loss, got one of shape {tuple(self.loss_grad.shape)}: "
                              f"reduce the loss with 'mean' or 'sum'")
         n = find_bs(self.yb)
         items = self._count_items(n)
         if self.ref is None: self.ref = self._reference(n, items)
-        self.n_micro,self.n_samples = self.n_micro+1,self.n_samples+n
-        self.global_samples = self._count_window(n)
+        self.n_micro,self.n_samples,self.global_samples = self.n_micro+1,self.n_samples+n,self.next_global_samples
         self.counts.append(items)
-        if self.mean: self.learn.loss_grad = self.loss_grad*window_weight(items, self.ref)
+        weighed = items.to(self.loss_grad.dtype) if isinstance(items, Tensor) else items  # an integer tensor divides in float32
+        if self.mean: self.learn.loss_grad = self.loss_grad*window_weight(weighed, self.ref)
         self.loss_sum = self.loss_sum + self.loss.detach()*(items if self.mean else 1)
-        self.closes = self.global_samples>=self.global_accum_bs or (self._last_of_epoch() and self._steps_remainder())
-
-    def _count_window(self, n):
-        "Samples in the window, all processes together: they add equal micro-batches, except at the last of an epoch"
-        if self.world_size>1 and self._last_of_epoch(): return self._sum_over_processes(self.n_samples)[0]
-        return self.global_samples + self.world_size*n
 
     def _count_items(self, n):
         if self.count_items is None: return n
@@ -226,13 +242,7 @@ class GradientAccumulation(Callback):
     def _last_of_epoch(self): return self.iter==self.n_iter-1
     def _steps_remainder(self): return self.remainder=='step' or (self.remainder=='carry' and self.epoch==self.n_epoch-1)
 
-    def before_backward(self):
-        "Skip DDP's all-reduce for micro-batches that do not close the window"
-        if not self.closes and isinstance(self.model, nn.parallel.DistributedDataParallel):
-            self.nosync = self.model.no_sync()
-            self.nosync.__enter__()
-
-    def after_backward(self): self._exit_nosync()
+    def after_batch(self): self._exit_nosync()
 
     def _exit_nosync(self):
         if self.nosync is not None: self.nosync.__exit__(None, None, None)
@@ -284,11 +294,12 @@ class GradientAccumulation(Callback):
 
     def after_fit(self):
         "Leave no gradient on the parameters and give the loggers back, however the fit ended"
-        self._exit_nosync()
-        self._drop("the fit ended before the window closed")
-        self.logger_shims.remove()
+        self._end_fit("the fit ended before the window closed")
 
-    def after_fit_exception(self):
+    def after_fit_exception(self): self._end_fit("the fit raised an exception")
+
+    def _end_fit(self, why):
         self._exit_nosync()
-        self._drop("the fit raised an exception")
+        self._drop(why)
+        if self.opt is not None: self.opt.zero_grad()  # also a closed window whose step another callback interrupted
         self.logger_shims.remove()
