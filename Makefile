@@ -1,13 +1,20 @@
 # From a fresh clone, two commands (see README.md):
 #   make demo    sets up .venv and runs the demo
-#   make test    sets up .venv and runs every notebook as a test
+#   make test    sets up .venv, runs every notebook as a test (nbdev-test), then checks the docs site
+#                (check-docs) and the package as a user installs it (check-package)
 # On a machine without torch this installs torch==2.13.0; pass TORCH="torch==X.Y" for another build.
+# Contributors (CONTRIBUTING.md): export, clean-nbs, docs-outputs, docs-preview, serve-docs, hooks.
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+NBS   ?= nbs
+# notebooks run headless and offline, as in CI
+export MPLBACKEND ?= Agg
+export WANDB_MODE ?= offline
+export WANDB_SILENT ?= true
 
-.PHONY: setup demo test export clean-nbs
+.PHONY: setup demo test export clean-nbs docs-outputs docs-preview serve-docs check-docs check-package hooks
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -22,9 +29,38 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/nbdev-test --n-workers 2 --timing
+	@$(MAKE) --no-print-directory check-docs check-package
 
 export: $(STAMP)
 	$(VENV)/bin/nbdev-export
 
 clean-nbs: $(STAMP)
 	$(VENV)/bin/nbdev-clean
+
+# run the notebooks in $(NBS) (a folder, a notebook or a glob) and store their outputs for the docs site
+docs-outputs: $(STAMP)
+	$(PY) tools/store_outputs.py $(NBS)
+
+# the docs site without Quarto, in _preview/site/ (Quarto's own build: nbdev-docs, in .github/workflows/deploy.yaml)
+docs-preview: $(STAMP)
+	$(PY) tools/docs_preview.py
+
+serve-docs: $(STAMP)
+	$(PY) tools/docs_preview.py --serve
+
+# every page renders and shows its API entries, examples, tables and figures in headless Chromium
+check-docs: $(STAMP)
+	$(PY) tools/check_docs.py
+
+# sdist and wheel build, twine check, the wheel works in a venv without the dev tools, the extras resolve
+check-package: $(STAMP)
+	PY=$(PY) TORCH="$(TORCH)" tools/check_package.sh
+
+# git: a pre-commit hook that runs nbdev-clean and nbdev-export, and nbdev's notebook merge and diff drivers
+# (nbdev-install-hooks writes them to .gitconfig, which git includes; they call the venv's commands by path)
+hooks: $(STAMP)
+	$(VENV)/bin/nbdev-install-hooks
+	git config --file .gitconfig merge.jupyternotebook.driver "$(abspath $(VENV))/bin/nbdev-merge %O %A %B %P"
+	git config --file .gitconfig diff.jupyternotebook.command "$(abspath $(VENV))/bin/nbdev-diff-driver"
+	printf '#!/bin/sh\n"%s" || true\n' "$(abspath $(VENV))/bin/nbdev-trust" > "$$(git rev-parse --git-path hooks)/post-merge"
+	ln -sf "$(CURDIR)/tools/hooks/pre-commit" "$$(git rev-parse --git-path hooks)/pre-commit"
