@@ -34,6 +34,7 @@ def window_sizes(sizes:list,          # size of each micro-batch of one epoch
                  remainder:str='step' # a short window at the epoch's end: 'step' keeps it, 'drop' leaves it out
                 )->list:              # samples in each window that ends with an optimizer step
     "Samples in each window of one epoch: a window closes on the first micro-batch at which it holds `>= accum_bs`"
+    if remainder not in _remainders: raise ValueError(f"`remainder` must be one of {_remainders}, got {remainder!r}")
     windows,n = [],0
     for size in sizes:
         n += size
@@ -93,7 +94,13 @@ def _check_choice(name, v, allowed):
 def _samples_per_epoch(dl):
     "Samples `dl` yields per epoch in this process; fastai's `DistributedDL` pads the dataset to a multiple of the processes and splits it"
     if hasattr(dl, 'n_padded'): return dl.n_padded//dl.world_size
-    return getattr(dl, 'n', None)
+    if hasattr(dl, 'n'): return dl.n
+    sampler = getattr(dl, 'sampler', None)   # a PyTorch DataLoader (its sampler also knows a `DistributedSampler`'s share)
+    return len(sampler) if hasattr(sampler, '__len__') else None
+
+def _batch_size(dl)->int|None:
+    "Batch size of a fastai (`bs`) or PyTorch (`batch_size`) DataLoader, `None` if it batches otherwise"
+    return getattr(dl, 'bs', None) or getattr(dl, 'batch_size', None)
 
 # %% ../nbs/00_accumulation.ipynb #fb03b067
 class GradientAccumulation(Callback):
@@ -117,19 +124,15 @@ class GradientAccumulation(Callback):
         self.window_loss,self.dropped,self.warned_batchnorm = None,0,False
 
     def before_fit(self):
-        "Check the set-up against the data and loss, and start from an empty window"
-        self._check_batch_size()
-        self.mean = self._loss_reduction()=='mean'
-        self.windows_per_epoch = None  # planned at the first training micro-batch, from the DataLoader that trains
-        self.ref,self.dropped,self.nosync = None,0,None
-        if self.opt is not None: self.opt.zero_grad()   # `validate` and `get_preds` call `before_fit` too
+        "Start from an empty window; the set-up is checked at the first training micro-batch"
+        self.windows_per_epoch,self.ref,self.dropped,self.nosync = None,None,0,None
         self._reset_window()
         self.closes = False
         fix_wandb_config()   # before `WandbCallback.before_fit`, which crashes without it on fastai 2.8.12
         self.logger_shims = LoggerShims(self.learn, self, self.log_accum_batch)  # installed at the first micro-batch
 
     def _check_batch_size(self):
-        bs = getattr(self.dls.train, 'bs', None)
+        bs = _batch_size(self.dl)
         if bs is not None and bs > self.accum_bs:
             raise ValueError(f"accum_bs={self.accum_bs} is smaller than the training DataLoader's batch size {bs}: "
                              f"use accum_bs >= {bs}, or a smaller batch size")
@@ -145,8 +148,8 @@ class GradientAccumulation(Callback):
     def _plan_windows(self):
         "Windows per epoch of all processes together: their micro-batches are equal, except the last of an epoch"
         dl,n = self.dl,_samples_per_epoch(self.dl)
-        if self.remainder=='carry' or n is None or not all(hasattr(dl, a) for a in ('bs','drop_last')): return None
-        sizes,world = micro_batch_sizes(n, dl.bs, dl.drop_last),self.world_size
+        if self.remainder=='carry' or n is None or _batch_size(dl) is None: return None
+        sizes,world = micro_batch_sizes(n, _batch_size(dl), getattr(dl, 'drop_last', False)),self.world_size
         if world>1 and sizes: sizes = [world*s for s in sizes[:-1]] + self._sum_over_processes(sizes[-1])
         return len(window_sizes(sizes, self.global_accum_bs, self.remainder))
 
@@ -180,7 +183,11 @@ class GradientAccumulation(Callback):
         self._decide_close(find_bs(self.yb))
 
     def _start_training(self):
-        "At the fit's first training micro-batch: plan the epoch's windows, and hand the loggers their shims"
+        "At the fit's first training micro-batch: check the set-up, plan the epoch's windows, hand the loggers their shims"
+        # not in `before_fit`, which fastai also calls for `validate` and `get_preds`; still before any weight changes
+        self._check_batch_size()
+        self.mean = self._loss_reduction()=='mean'
+        self.opt.zero_grad()
         self.windows_per_epoch = self._plan_windows()
         self.logger_shims.install()   # not in `before_fit`: a later callback's `before_fit` may raise, with no `after_fit`
 

@@ -60,6 +60,7 @@ class BatchNormWindowStats(Callback):
         self.accumulation = first(cb for cb in self.learn.cbs if isinstance(cb, GradientAccumulation))
         if self.accumulation is None:
             raise ValueError("BatchNormWindowStats needs fastxtend_accum's GradientAccumulation among the learner's callbacks")
+        for hook in getattr(self, 'hooks', []): hook.remove()  # left by a fit whose `before_fit` failed after ours
         self.layers = _tracked_batchnorm(self.model)
         self.hooks = [bn.register_forward_pre_hook(self._record) for bn in self.layers]
         self.start,self.closes = None,False

@@ -12,7 +12,7 @@ import numpy as np
 from fastai.basics import *
 from copy import deepcopy
 from fastai.callback.training import GradientAccumulation as FastaiGradientAccumulation
-from .accumulation import GradientAccumulation, batchnorm_in_training, count_targets, micro_batch_sizes, window_sizes
+from .accumulation import _batch_size, _check_size, GradientAccumulation, batchnorm_in_training, count_targets, micro_batch_sizes, window_sizes
 
 # %% auto #0
 __all__ = ['skipped_callbacks', 'kept_random_state', 'take_window', 'concat_batches', 'dropout_in_training',
@@ -307,6 +307,11 @@ def _accumulation(learn, accum_bs):
     if found is None:
         if accum_bs is None: raise ValueError("`learn` has no GradientAccumulation callback: pass `accum_bs`")
         return GradientAccumulation(accum_bs)
+    if type(found) is not GradientAccumulation and isinstance(found, GradientAccumulation):
+        # a subclass such as `GradientAccumulationSchedule` changes `accum_bs` between windows: check one window of its first size
+        size,bs = ifnone(accum_bs, getattr(found, 'start_accum_bs', found.accum_bs)),_batch_size(learn.dls.train)
+        if bs: size = max(bs, size//bs*bs)
+        return GradientAccumulation(size, remainder=found.remainder, count_items=found.count_items, reduction=found.reduction)
     cb = deepcopy(found, {id(learn): None})
     if accum_bs is not None: setattr(cb, 'accum_bs' if isinstance(cb, GradientAccumulation) else 'n_acc', accum_bs)
     return cb
@@ -353,6 +358,7 @@ def check_accumulation(learn:Learner,          # your learner, with its data, mo
                        tol:float|None=None     # largest relative difference counted as rounding; 1e-4, or 1e-2 with mixed precision
                       )->AccumulationReport:
     "Compare one window of `learn`'s training data, accumulated through its own training loop, with the window as one batch"
+    if accum_bs is not None: _check_size('accum_bs', accum_bs)
     accumulation = _accumulation(learn, accum_bs)
     tol = ifnone(tol, 1e-2 if any(type(cb).__name__=='MixedPrecision' for cb in learn.cbs) else 1e-4)
     window = take_window(learn.dls.train, _window_samples(accumulation))

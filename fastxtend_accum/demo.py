@@ -42,10 +42,10 @@ class StepLosses(Callback):
     def after_loss(self):
         if not self.training: return
         n = find_bs(self.yb)
-        self.seen,self.n,self.total = self.seen+n,self.n+n,self.total+n*self.loss.item()
+        self.seen,self.n,self.total = self.seen+n,self.n+n,self.total+n*self.loss.detach()  # no host sync per micro-batch
     def after_step(self):
         self.samples.append(self.seen)
-        self.losses.append(self.total/self.n)
+        self.losses.append((self.total/self.n).item())
         self.n,self.total = 0,0.
 
 # %% ../nbs/06_demo.ipynb #bbe9ce24

@@ -27,7 +27,7 @@ def _recorder_after_batch(shims, rec, original):
     return after_batch
 
 def _scheduler_after_batch(shims, sched, original):
-    "Keep the scheduler's history (and `LRFinder`'s stopping checks) to one entry per step"
+    "Keep the scheduler's history (`recorder.hps`) to one entry per step"
     def after_batch():
         if shims.closes(): original()
     return after_batch

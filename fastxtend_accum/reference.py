@@ -103,5 +103,5 @@ def reference_run(model:nn.Module,   # trained in place
 # %% ../nbs/01_reference.ipynb #1f03f757
 def max_step_difference(steps:list, reference:list)->float:
     "Largest absolute difference between matching steps; raises if the numbers of steps differ"
-    if len(steps)!=len(reference): raise AssertionError(f"{len(steps)} steps, the reference took {len(reference)}")
+    if len(steps)!=len(reference): raise ValueError(f"{len(steps)} steps, the reference took {len(reference)}")
     return max([(a-b).abs().max().item() for a,b in zip(steps, reference)], default=0.)
