@@ -15,9 +15,9 @@ from fastai.callback.training import GradientAccumulation as FastaiGradientAccum
 from .accumulation import _batch_size, _check_size, GradientAccumulation, batchnorm_in_training, count_targets, micro_batch_sizes, window_sizes
 
 # %% auto #0
-__all__ = ['skipped_callbacks', 'kept_random_state', 'take_window', 'concat_batches', 'dropout_in_training',
-           'gradient_difference', 'compare_gradients', 'combined_losses', 'matching_reductions', 'Finding',
-           'AccumulationReport', 'check_accumulation']
+__all__ = ['kept_random_state', 'take_window', 'concat_batches', 'dropout_in_training', 'gradient_difference',
+           'compare_gradients', 'combined_losses', 'matching_reductions', 'Finding', 'AccumulationReport',
+           'check_accumulation']
 
 # %% ../nbs/05_checker.ipynb #604e67df
 @contextmanager
@@ -71,7 +71,7 @@ def _copy_learner(learn, batches, n_inp, cbs)->Learner:
     memo = {id(learn): None, id(learn.dls): learn.dls, id(learn.opt): None}
     try: model,loss_func,kept = deepcopy((learn.model, learn.loss_func, [cb for cb in learn.cbs if not _skipped(cb)]), memo)
     except Exception as e: raise RuntimeError(f"check_accumulation could not copy the model, loss or callbacks ({e}): add the class "
-                                           f"name of a callback that cannot be copied to `skipped_callbacks`") from e
+                                           f"name of a callback that cannot be copied to `fastxtend_accum.checker.skipped_callbacks`") from e
     dls = DataLoaders(_Batches(batches, n_inp), _Batches([], n_inp))
     return Learner(dls, model, loss_func=loss_func, opt_func=learn.opt_func, lr=learn.lr, splitter=learn.splitter,
                    wd_bn_bias=learn.wd_bn_bias, train_bn=learn.train_bn, cbs=kept+L(cbs))
@@ -174,7 +174,12 @@ def _probe_loss(capture, sizes, accumulation):
 # %% ../nbs/05_checker.ipynb #3c43a138
 class Finding(BasicRepr):
     "A cause of difference between accumulated and large-batch training: what was seen, its fix, the difference it makes alone"
-    def __init__(self, cause:str, seen:str, fix:str, effect:float|None=None): store_attr()
+    def __init__(self,
+                 cause:str,             # what differs, in a few words
+                 seen:str,              # what the check saw, with numbers where it has them
+                 fix:str,               # how to remove the cause, or why there is nothing to fix
+                 effect:float|None=None # relative difference left when only this cause remains; `None` if not measured
+                ): store_attr()
     @property
     def alone(self): return '' if self.effect is None else f" Alone it makes a relative difference of {self.effect:.1e}."
     def __str__(self): return f"{self.cause}: {self.seen}{self.alone} Fix: {self.fix}"
@@ -274,8 +279,16 @@ def _markdown_table(df):
 
 class AccumulationReport(BasicRepr):
     "Outcome of `check_accumulation`: per-group comparison, verdict, and the causes of any difference"
-    def __init__(self, sizes:list, verdict:str, frame:pd.DataFrame|None=None, causes:list=(), notes:list=(),
-                 residual:float|None=None, exact:bool=False, max_rel_diff:float=math.nan): store_attr()
+    def __init__(self,
+                 sizes:list,                    # samples in each micro-batch of the window
+                 verdict:str,                   # one line: exact, not exact and why, or not checked
+                 frame:pd.DataFrame|None=None,  # comparison per parameter group, from `compare_gradients`
+                 causes:list=(),                # `Finding`s that explain this window's difference
+                 notes:list=(),                 # `Finding`s that matter when comparing whole runs
+                 residual:float|None=None,      # largest relative difference with all the fixes the check could apply
+                 exact:bool=False,              # whether the largest relative difference is within the tolerance
+                 max_rel_diff:float=math.nan    # largest relative difference over the parameter groups
+                ): store_attr()
     def to_frame(self)->pd.DataFrame: return pd.DataFrame() if self.frame is None else self.frame.copy()
     @property
     def title(self): return f"Window of {sum(self.sizes)} samples in {len(self.sizes)} micro-batches {self.sizes}, against one batch"

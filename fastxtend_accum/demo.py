@@ -38,6 +38,7 @@ def window_bs(micro_bs:int, # samples per micro-batch
 # %% ../nbs/06_demo.ipynb #62304f32
 class StepLosses(Callback):
     "For each optimizer step: training samples seen so far, and the mean loss of the samples of that step"
+    def __init__(self): super().__init__()   # its signature in the docs: none, rather than fastai's event keywords
     def before_fit(self): self.samples,self.losses,self.seen,self.n,self.total = [],[],0,0,0.
     def after_loss(self):
         if not self.training: return
@@ -51,6 +52,7 @@ class StepLosses(Callback):
 # %% ../nbs/06_demo.ipynb #bbe9ce24
 class SavedActivations(Callback):
     "Largest number of bytes that autograd saves for backward in one training forward, parameters left out"
+    def __init__(self): super().__init__()   # its signature in the docs: none, rather than fastai's event keywords
     def before_fit(self):
         self.peak,self.hooks = 0,None
         self.params = {p.untyped_storage().data_ptr() for p in self.model.parameters()}
@@ -99,7 +101,10 @@ def run_summary(learn:Learner, # a trained `Learner` from `train_digits`
             'valid loss': valid_loss, 'accuracy': acc, 'wall time (s)': seconds,
             'saved activations (KiB)': learn.saved_activations.peak/1024}
 
-def max_weight_difference(a:nn.Module, b:nn.Module)->float:
+# %% ../nbs/06_demo.ipynb #90a02d72
+def max_weight_difference(a:nn.Module, # a model
+                          b:nn.Module  # a model of the same architecture
+                         )->float:     # largest absolute difference between their parameters
     "Largest absolute difference between the parameters of two models of the same architecture"
     return (flat_params(a)-flat_params(b)).abs().max().item()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastai.basics import *
 
 # %% auto #0
-__all__ = ['synthetic_classification', 'Float32Record', 'tiny_dls', 'tiny_mlp', 'flat_params', 'StepRecorder',
+__all__ = ['synthetic_classification', 'tiny_dls', 'tiny_mlp', 'Float32Record', 'flat_params', 'StepRecorder',
            'reference_windows', 'reference_run', 'max_step_difference']
 
 # %% ../nbs/01_reference.ipynb #3c146ad8
@@ -27,12 +27,6 @@ def synthetic_classification(n:int=96,       # training samples
     x = (centres[y] + torch.randn(n+n_valid, n_in, generator=g, dtype=torch.float64)).to(dtype)
     items = list(zip(x, y))
     return items[:n], items[n:]
-
-# %% ../nbs/01_reference.ipynb #9d6ed195
-class Float32Record(Callback):
-    "Give fastai's loggers a float32 copy of the loss in a float64 run; the gradient still comes from the float64 loss"
-    order = -20
-    def after_loss(self): self.learn.loss = self.loss.float()
 
 # %% ../nbs/01_reference.ipynb #f01b0868
 def tiny_dls(train:list,             # training `(x, y)` pairs
@@ -52,6 +46,13 @@ def tiny_mlp(n_in:int=6, n_out:int=3, hidden:int=16, seed:int=0, dtype=torch.flo
         torch.manual_seed(seed)
         return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, n_out)).to(dtype)
 
+# %% ../nbs/01_reference.ipynb #9d6ed195
+class Float32Record(Callback):
+    "Give fastai's loggers a float32 copy of the loss in a float64 run; the gradient still comes from the float64 loss"
+    order = -20
+    def __init__(self): pass   # no arguments (otherwise `show_doc` lists fastai's event keywords)
+    def after_loss(self): self.learn.loss = self.loss.float()
+
 # %% ../nbs/01_reference.ipynb #08a4ace1
 def flat_params(model:nn.Module)->Tensor:
     "All parameters of `model`, detached and flattened into one vector"
@@ -60,6 +61,7 @@ def flat_params(model:nn.Module)->Tensor:
 class StepRecorder(Callback):
     "Keeps the flattened parameters after every optimizer step in `steps`"
     order = 100
+    def __init__(self): pass   # no arguments (otherwise `show_doc` lists fastai's event keywords)
     def before_fit(self): self.steps = []
     def after_step(self): self.steps.append(flat_params(self.model))
 

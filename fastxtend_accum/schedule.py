@@ -14,7 +14,7 @@ from .accumulation import *
 from .accumulation import _check_size, _check_choice
 
 # %% auto #0
-__all__ = ['ScheduledWindow', 'round_accum_bs', 'lr_factor', 'GradientAccumulationSchedule']
+__all__ = ['round_accum_bs', 'lr_factor', 'ScheduledWindow', 'GradientAccumulationSchedule']
 
 # %% ../nbs/03_schedule.ipynb #4a4bedce
 def round_accum_bs(target:float, # accumulation batch size the schedule asks for, in samples
@@ -63,8 +63,14 @@ def _check_micro_batch_size(v):
     return v
 
 # %% ../nbs/03_schedule.ipynb #7df94d51
-ScheduledWindow = namedtuple('ScheduledWindow', 'pct accum_bs samples')
-ScheduledWindow.__doc__ = "A window that stepped: `pct` of training when it opened, its `accum_bs`, the `samples` it held"
+class ScheduledWindow(namedtuple('ScheduledWindow', 'pct accum_bs samples')):
+    "A window that stepped, as a named tuple: when it opened, the size it was given, the samples it held"
+    __slots__ = ()
+    def __init__(self,
+                 pct:float,    # fraction of training (the clock above) when the window opened
+                 accum_bs:int, # samples at which it closes, as the schedule gave it
+                 samples:int   # samples it held when it stepped
+                ): super().__init__()  # `namedtuple`'s `__new__` stores the fields; this only names and documents them
 
 # %% ../nbs/03_schedule.ipynb #73e842ff
 class GradientAccumulationSchedule(GradientAccumulation):

@@ -34,7 +34,7 @@ def api_pages()->dict:
         for name in getattr(importlib.import_module(mod), '__all__', []):
             url = entries.get(f'{mod}.{name}', [None])[0]
             if url: res.setdefault(url.split('#')[0], []).append(name)
-            else: warnings.append(f'{mod}.{name}: public, but not a function or class, so it has no show_doc entry')
+            else: problems.append(f'{mod}.{name}: public, but not a function or class, so it has no show_doc entry')
     return res
 
 def _source(cell): return ''.join(cell['source'])
@@ -128,7 +128,7 @@ def check_examples(entries:list, api:dict):
         examples = stored_examples(ROOT/'nbs'/nb.name)
         if not examples: problems.append(f'{nb.name}: no example with a stored output (run `make docs-outputs`)'); continue
         if unused := [n for n in api[name] if not any(re.search(rf'\b{re.escape(n)}\b', e) for e in examples)]:
-            warnings.append(f'{nb.name}: no stored example uses {", ".join(unused)}')
+            problems.append(f'{nb.name}: no stored example uses {", ".join(unused)}')
 
 if __name__ == '__main__':
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -144,7 +144,7 @@ if __name__ == '__main__':
     check_examples(entries, api)
     for nb in sorted((ROOT/'nbs').glob('[!_.]*.ipynb')):
         if cells := mixed_import_cells(nb):
-            warnings.append(f'{nb.name}: cells that mix imports with other code run at every docs build (nbdev-proc-nbs), '
+            problems.append(f'{nb.name}: cells that mix imports with other code run at every docs build (nbdev-proc-nbs), '
                             f'without the cells before them; give their imports a cell of their own: ids {", ".join(cells)}')
     CHROME = shutil.which('chromium') or shutil.which('chromium-browser') or shutil.which('google-chrome')
     if CHROME:
