@@ -224,8 +224,8 @@ class GradientAccumulation(Callback):
         if self.ref is None: self.ref = self._reference(n, items)
         self.n_micro,self.n_samples,self.global_samples = self.n_micro+1,self.n_samples+n,self.next_global_samples
         self.counts.append(items)
-        weighed = items.to(self.loss_grad.dtype) if isinstance(items, Tensor) else items  # an integer tensor divides in float32
-        if self.mean: self.learn.loss_grad = self.loss_grad*window_weight(weighed, self.ref)
+        as_float = items.to(self.loss_grad.dtype) if isinstance(items, Tensor) else items  # an integer tensor divides in float32
+        if self.mean: self.learn.loss_grad = self.loss_grad*window_weight(as_float, self.ref)
         self.loss_sum = self.loss_sum + self.loss.detach()*(items if self.mean else 1)
 
     def _count_items(self, n):

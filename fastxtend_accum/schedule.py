@@ -178,15 +178,13 @@ class GradientAccumulationSchedule(GradientAccumulation):
         self.unscaled_lrs = None
 
     def after_fit(self):
-        "Leave the learning rate unscaled and no gradient on the parameters, however the fit ended"
+        "Leave the learning rate unscaled, however the fit ended (the core leaves no gradient)"
         self._restore_lr()
         super().after_fit()
-        if self.opt is not None: self.opt.zero_grad()  # also a closed window's gradient whose step was cut short
 
     def after_fit_exception(self):
         self._restore_lr()
         super().after_fit_exception()
-        self.opt.zero_grad()
 
     def step_log(self)->dict:
         "Extra values the loggers record with each optimizer step: the window's accumulation batch size"
