@@ -6,7 +6,8 @@ Docs: https://fastxtend-accum.github.io/fastxtend_accum/accumulation.html.md"""
 
 # %% ../nbs/00_accumulation.ipynb #4c0a4fc9
 from __future__ import annotations
-import numbers, warnings
+import math, numbers, warnings
+from typing import NamedTuple
 import torch.distributed as dist
 from fastai.basics import *
 from fastai.callback.fp16 import MixedPrecision
@@ -14,7 +15,21 @@ from fastai.callback.schedule import LRFinder
 from .loggers import LoggerShims, fix_wandb_config
 
 # %% auto #0
-__all__ = ['micro_batch_sizes', 'window_sizes', 'window_weight', 'count_targets', 'batchnorm_in_training', 'GradientAccumulation']
+__all__ = ['positive_int', 'micro_batch_sizes', 'window_sizes', 'default_remainder', 'window_weight', 'checked_items',
+           'weighted_loss', 'window_loss', 'count_targets', 'count_weighted_targets', 'loss_item_counter',
+           'batchnorm_in_training', 'install_fit_guard', 'fit_running', 'loader_batch_size', 'epoch_sizes', 'Step',
+           'GradientAccumulation']
+
+# %% ../nbs/00_accumulation.ipynb #e3fefe40
+def positive_int(name:str,        # the argument's name, for the error message
+                 v,               # the value given: any integral number (int, numpy integer, one-element tensor, 64.0)
+                 zero:bool=False  # accept 0 too
+                )->int:           # `v` as a Python int
+    "`v` as an int if it is a whole number >= 1 (>= 0 with `zero`) and at most 2**53, else a `ValueError` naming it"
+    x = v.item() if isinstance(v, Tensor) and v.numel()==1 and not v.is_floating_point() else v
+    ok = isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_)) and math.isfinite(x) and x==int(x) and (0 if zero else 1) <= x <= 2**53
+    if not ok: raise ValueError(f"`{name}` must be a whole number {'>= 0' if zero else '>= 1'} and at most 2**53 (samples), got {v!r}")
+    return int(x)
 
 # %% ../nbs/00_accumulation.ipynb #761c05df
 def micro_batch_sizes(n:int,               # samples in the dataset
@@ -42,6 +57,11 @@ def window_sizes(sizes:list,          # size of each micro-batch of one epoch
     if n and remainder=='step': windows.append(n)
     return windows
 
+# %% ../nbs/00_accumulation.ipynb #c93c92e1
+def default_remainder(dl)->str: # 'drop' or 'step'
+    "The remainder policy that matches a large-batch DataLoader built like `dl`: 'drop' if it drops its short last batch"
+    return 'drop' if getattr(dl, 'drop_last', False) else 'step'
+
 # %% ../nbs/00_accumulation.ipynb #fd41fd3a
 def window_weight(n:int,   # items in this micro-batch
                   ref:float # items expected in a full window
@@ -49,11 +69,61 @@ def window_weight(n:int,   # items in this micro-batch
     "Weight that turns a micro-batch mean into its share of the window's summed gradient, up to `ref/N`"
     return n/ref
 
+# %% ../nbs/00_accumulation.ipynb #d32087aa
+def checked_items(items # what `count_items` returned for a micro-batch
+                 ):     # `items`, a number or a 0-d tensor (tensors are checked at the window's close, without a sync now)
+    "A micro-batch's count of items: a number >= 0 or a one-element tensor, else a clear error"
+    if isinstance(items, Tensor) and items.numel()==1 and items.dtype!=torch.bool: return items.reshape(())
+    if isinstance(items, (bool, np.bool_, Tensor)) or not isinstance(items, numbers.Real) or not (math.isfinite(items) and items>=0):
+        raise ValueError(f"`count_items` must return a number >= 0 (int, float or one-element tensor) per micro-batch, got {items!r}")
+    return items
+
+def _plain(x): return x.as_subclass(Tensor) if isinstance(x, Tensor) else x   # a fastai `TensorBase` as a plain tensor
+
+def weighted_loss(loss:Tensor, # the micro-batch's mean loss
+                  items,       # its count of items, a number or a 0-d tensor
+                  ref:float    # items expected in a full window
+                 )->Tensor:    # `loss*items/ref`; 0, with a zero gradient, when the micro-batch has no item
+    "The micro-batch's loss weighted by its share of the window, safe for a micro-batch with no item (whose mean is NaN)"
+    if isinstance(items, Tensor): return torch.where(items>0, loss*window_weight(items.to(loss.dtype), ref), torch.zeros_like(loss))
+    return loss*window_weight(items, ref) if items>0 else loss.nan_to_num(0., 0., 0.)*0.
+
+def window_loss(losses:list,     # each micro-batch's loss, detached
+                counts:list,     # each micro-batch's count of items
+                mean:bool=True   # the loss is a mean (False: a sum)
+               )->Tensor:        # the loss a large batch of the whole window records
+    "The window's loss: the item-weighted mean of its micro-batches' losses, leaving out those without items; or their sum"
+    losses = torch.stack(losses)
+    if not mean: return losses.sum()
+    counts = torch.stack([torch.as_tensor(c).to(losses) for c in counts])
+    return torch.where(counts>0, losses*counts, 0.).sum()/counts.sum()
+
 # %% ../nbs/00_accumulation.ipynb #f603607d
-def count_targets(ignore_index:int=-100): # target value that the loss leaves out (PyTorch's default is -100)
-    "Item counter for `GradientAccumulation(count_items=...)`: targets that are not `ignore_index`"
-    def _count(y, *_): return (y != ignore_index).sum()
+def count_targets(ignore_index:int=-100, # target value that the loss leaves out (PyTorch's default is -100)
+                  shift:int=0            # positions left out at the start of each target sequence: 1 when the loss shifts the labels (causal LM)
+                 ):
+    "Item counter for `GradientAccumulation(count_items=...)`: targets that are not `ignore_index`, from position `shift` on"
+    shift = positive_int('shift', shift, zero=True)
+    def _count(y, *_): return ((y[:, shift:] if shift else y) != ignore_index).sum()
     return _count
+
+# %% ../nbs/00_accumulation.ipynb #26fcca6d
+def count_weighted_targets(ignore_index:int=-100,    # target value that the loss leaves out
+                           weight:Tensor|None=None   # class weights of the loss, `None` for none
+                          ):
+    "Item counter for a cross-entropy or NLL loss: the summed class weights of the targets that are not `ignore_index`, what PyTorch divides by"
+    def _count(y, *_):
+        if y.is_floating_point(): return y.shape[0]   # class probabilities: PyTorch averages over samples
+        keep = y != ignore_index
+        if weight is None: return keep.sum()
+        return (weight.to(y.device)[y.masked_fill(~keep, 0)]*keep).sum()   # no `masked_select`: it would sync with the GPU
+    return _count
+
+def loss_item_counter(loss_func)->Callable|None: # an item counter, or `None` when the loss averages over samples
+    "What `loss_func` divides by: PyTorch's `CrossEntropyLoss` and `NLLLoss` (also inside fastai's `CrossEntropyLossFlat`) with mean reduction"
+    loss = getattr(loss_func, 'func', loss_func)   # fastai's `BaseLoss` keeps the PyTorch loss in `func`
+    if not isinstance(loss, (nn.CrossEntropyLoss, nn.NLLLoss)) or loss.reduction!='mean': return None
+    return count_weighted_targets(loss.ignore_index, loss.weight)
 
 # %% ../nbs/00_accumulation.ipynb #24642bfc
 def batchnorm_in_training(model:nn.Module)->list: # names of BatchNorm layers that use batch statistics
@@ -67,40 +137,61 @@ _batchnorm_advice = ("BatchNorm normalizes each micro-batch with its own statist
     "`BatchNormWindowStats()` (fastxtend_accum.batchnorm) makes the running statistics take one update per window, "
     "as a large batch would; `check_accumulation(learn)` (fastxtend_accum.checker) measures the difference.")
 
-# %% ../nbs/00_accumulation.ipynb #33bf1932
-if not hasattr(Learner, '_do_fit_unguarded'): Learner._do_fit_unguarded = Learner._do_fit
+# %% ../nbs/00_accumulation.ipynb #67cf8f89
+def install_fit_guard():
+    "Make `Learner._do_fit` count the fits running and call `after_fit_exception` on callbacks when an exception escapes"
+    if getattr(Learner._do_fit, 'guarded', False): return
+    unguarded = Learner._do_fit
+    def _do_fit(self):
+        self.fits_running = getattr(self, 'fits_running', 0) + 1
+        try: unguarded(self)
+        except CancelFitException: raise
+        except BaseException:
+            for cb in self.cbs:
+                if hasattr(cb, 'after_fit_exception'): cb.after_fit_exception()
+            raise
+        finally: self.fits_running -= 1
+    _do_fit.guarded,_do_fit.__doc__ = True,"fastai's `_do_fit`, counting the fits running and calling `after_fit_exception` on callbacks when an exception escapes"
+    Learner._do_fit = _do_fit
 
-@patch
-def _do_fit(self:Learner):
-    "fastai's `_do_fit`, calling `after_fit_exception` on callbacks that have it when an exception escapes"
-    try: self._do_fit_unguarded()
-    except CancelFitException: raise
-    except BaseException:
-        for cb in self.cbs:
-            if hasattr(cb, 'after_fit_exception'): cb.after_fit_exception()
-        raise
+def fit_running(learn:Learner)->bool: # True inside a fit's epochs, where `validate` or `get_preds` fire a nested `before_fit`
+    "Whether `learn` is inside the epochs of a `fit` (needs `install_fit_guard`)"
+    return getattr(learn, 'fits_running', 0) > 0
 
-# %% ../nbs/00_accumulation.ipynb #0c8f04e2
-def _check_size(name, v):
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"`{name}` must be a positive int (samples per optimizer step), got {v!r}")
-    return v
-
+# %% ../nbs/00_accumulation.ipynb #88010ce2
 def _check_choice(name, v, allowed):
     if v not in allowed: raise ValueError(f"`{name}` must be one of {allowed}, got {v!r}")
     return v
 
-# %% ../nbs/00_accumulation.ipynb #356b338e
 def _samples_per_epoch(dl):
     "Samples `dl` yields per epoch in this process; fastai's `DistributedDL` pads the dataset to a multiple of the processes and splits it"
-    if hasattr(dl, 'n_padded'): return dl.n_padded//dl.world_size
+    if hasattr(dl, 'world_size') and hasattr(dl, 'dl'): return math.ceil(_samples_per_epoch(dl.dl)/dl.world_size)  # before it pads (`n_padded`)
     if hasattr(dl, 'n'): return dl.n
-    sampler = getattr(dl, 'sampler', None)   # a PyTorch DataLoader (its sampler also knows a `DistributedSampler`'s share)
+    sampler = getattr(dl, 'sampler', None)
     return len(sampler) if hasattr(sampler, '__len__') else None
 
-def _batch_size(dl)->int|None:
+def loader_batch_size(dl)->int|None:
     "Batch size of a fastai (`bs`) or PyTorch (`batch_size`) DataLoader, `None` if it batches otherwise"
     return getattr(dl, 'bs', None) or getattr(dl, 'batch_size', None)
+
+def epoch_sizes(dl)->list|None: # samples of each micro-batch of one epoch, `None` when they cannot be known
+    "Sizes of the batches `dl` yields in an epoch, from its length and batch size"
+    n,bs = _samples_per_epoch(dl),loader_batch_size(dl)
+    try: n_batches = len(dl)
+    except TypeError: return None
+    if n is None or bs is None: return None
+    last = min(n, n_batches*bs) - (n_batches-1)*bs
+    return [] if n_batches==0 else [bs]*(n_batches-1) + [last] if last>0 else None
+
+# %% ../nbs/00_accumulation.ipynb #590fba3a
+class Step(NamedTuple):
+    "What one optimizer step of `GradientAccumulation` held"
+    samples:int         # samples in the window, this process
+    items:float         # items the loss averaged over (samples when it averages over samples)
+    loss:Tensor         # the window's loss as a large batch computes it: the item-weighted mean (the sum for a summed loss)
+    accum_bs:int        # the window's `accum_bs`
+    global_samples:int  # samples of all processes together
+    micro_batches:int   # micro-batches in the window
 
 # %% ../nbs/00_accumulation.ipynb #fb03b067
 class GradientAccumulation(Callback):
@@ -111,202 +202,331 @@ class GradientAccumulation(Callback):
         n_acc:int=32, # Default `accum_bs` value. Used for compatibility with fastai
         log_accum_batch:bool=True, # Log each accumulated batch (True) or micro-batch (False, fastai's behaviour)
         *,
-        remainder:str='step', # A window short of `accum_bs` at an epoch's end: 'step' it, 'drop' it, or 'carry' it on
-        count_items:Callable|None=None, # `f(*yb)`: items the loss averages over in a micro-batch, when not samples
+        remainder:str|None=None, # A window short of `accum_bs` at an epoch's end: 'step', 'drop' or 'carry'; None: 'drop' if the DataLoader drops its short last batch, else 'step'
+        count_items:Callable|str|None=None, # `f(*yb)`: items (or weight) the loss averages over; None: read from the loss; 'samples': samples
         reduction:str|None=None, # 'mean' or 'sum'. Read from `loss_func.reduction` if not set, else 'mean'
     ):
-        accum_bs = _check_size('accum_bs', ifnone(accum_bs, _check_size('n_acc', n_acc)))
-        _check_choice('remainder', remainder, _remainders)
+        self.accum_bs = positive_int('n_acc', n_acc) if accum_bs is None else positive_int('accum_bs', accum_bs)
+        if remainder is not None: _check_choice('remainder', remainder, _remainders)
         if reduction is not None: _check_choice('reduction', reduction, ('mean','sum'))
-        if count_items is not None and not callable(count_items):
-            raise TypeError(f"`count_items` must be a function of the targets, got {count_items!r}")
-        store_attr()
-        self.window_loss,self.dropped,self.warned_batchnorm = None,0,False
+        if not (count_items is None or count_items=='samples' or callable(count_items)):
+            raise TypeError(f"`count_items` must be a function of the targets, 'samples' or None, got {count_items!r}")
+        store_attr('n_acc,log_accum_batch,remainder,count_items,reduction')
+        self.warned_batchnorm,self.dropped,self.last_step,self.logger_shims,self.nested = False,0,None,None,0
+        install_fit_guard()
 
-    def before_fit(self):
-        "Start from an empty window; the set-up is checked at the first training micro-batch"
-        self.windows_per_epoch,self.ref,self.dropped,self.nosync = None,None,0,None
-        self._reset_window()
-        self.closes = False
-        fix_wandb_config()   # before `WandbCallback.before_fit`, which crashes without it on fastai 2.8.12
-        self.logger_shims = LoggerShims(self.learn, self, self.log_accum_batch)  # installed at the first micro-batch
+# %% ../nbs/00_accumulation.ipynb #da01abf3
+@patch
+def before_fit(self:GradientAccumulation):
+    "Start a fit from an empty window; a `validate` or `get_preds` inside a fit leaves the open window alone"
+    if fit_running(self.learn): self.nested += 1; return
+    self.nested = 0   # `validate` calls inside this fit that are running: their `after_epoch` and `after_fit` are not this fit's
+    if self.logger_shims is not None: self.logger_shims.remove()  # left by a fit whose `after_fit` did not reach this callback
+    self.started,self.finished,self.windows_per_epoch,self.ref,self.nosync = False,False,None,None,None
+    self.dropped,self.drop_warned,self.steps,self.micro_batches,self.last_step = 0,False,0,0,None
+    self.stepped,self.closes,self.pending,self.train_open = False,False,None,False
+    self._reset_window()
+    fix_wandb_config()   # before `WandbCallback.before_fit`, which crashes without it on fastai 2.8.12
+    self.logger_shims = LoggerShims(self.learn, self, self.log_accum_batch)  # installed when training starts
 
-    def _check_batch_size(self):
-        bs = _batch_size(self.dl)
-        if bs is not None and bs > self.accum_bs:
-            raise ValueError(f"accum_bs={self.accum_bs} is smaller than the training DataLoader's batch size {bs}: "
-                             f"use accum_bs >= {bs}, or a smaller batch size")
+@patch
+def _reset_window(self:GradientAccumulation): self.n_micro,self.n_samples,self.global_samples,self.counts,self.losses = 0,0,0,[],[]
 
-    def _loss_reduction(self):
-        reduction = self.reduction or getattr(self.loss_func, 'reduction', None) or 'mean'
-        if reduction=='batchmean': return 'mean'
-        if reduction not in ('mean','sum'):
-            raise ValueError(f"GradientAccumulation cannot weight a loss with reduction={reduction!r}: "
-                             f"the loss must be reduced with 'mean' or 'sum' (pass `reduction=` for a custom loss)")
-        return reduction
+# %% ../nbs/00_accumulation.ipynb #8951ce83
+@patch
+def before_train(self:GradientAccumulation):
+    "Check the set-up when the fit starts training, before any weight changes; then open the epoch"
+    if not self.started: self._start_training()
+    self.epoch_steps,self.epoch_batches,self.train_open,self.train_cancelled = 0,0,True,False
 
-    def _plan_windows(self):
-        "Windows per epoch of all processes together: their micro-batches are equal, except the last of an epoch"
-        dl,n = self.dl,_samples_per_epoch(self.dl)
-        if self.remainder=='carry' or n is None or _batch_size(dl) is None: return None
-        sizes,world = micro_batch_sizes(n, _batch_size(dl), getattr(dl, 'drop_last', False)),self.world_size
-        if world>1 and sizes: sizes = [world*s for s in sizes[:-1]] + self._sum_over_processes(sizes[-1])
-        return len(window_sizes(sizes, self.global_accum_bs, self.remainder))
+@patch
+def _start_training(self:GradientAccumulation):
+    "At the fit's first training epoch: check the set-up, plan the epoch's windows, hand the loggers their shims"
+    self._check_alone()
+    self._check_batch_size()
+    self.mean = self._loss_reduction()=='mean'
+    self.counter = self._item_counter()
+    self.policy = ifnone(self.remainder, default_remainder(self.dl))
+    self.opt.zero_grad()
+    self.windows_per_epoch = self._plan_windows()
+    self.logger_shims.install()   # not in `before_fit`: a later callback's `before_fit` may raise, with no `after_fit`
+    self.started = True
 
-    @property
-    def world_size(self)->int:
-        "Processes whose gradients DDP averages: those of the model's process group, 1 without `DistributedDataParallel`"
-        model = getattr(self.learn, 'model', None)
-        return dist.get_world_size(model.process_group) if isinstance(model, nn.parallel.DistributedDataParallel) else 1
+@patch
+def _check_alone(self:GradientAccumulation):
+    others = [type(cb).__name__ for cb in self.learn.cbs if cb is not self and 'GradientAccumulation' in type(cb).__name__]
+    if others: raise ValueError(f"the learner has more than one gradient accumulation callback ({', '.join(others)} besides this "
+                                f"{type(self).__name__}): each would weight and step the same gradients; keep one")
 
-    @property
-    def global_accum_bs(self)->int:
-        "Samples of all processes together in a full window"
-        return self.accum_bs*self.world_size
+@patch
+def _check_batch_size(self:GradientAccumulation):
+    bs = loader_batch_size(self.dl)
+    if bs is not None and bs > self.accum_bs:
+        raise ValueError(f"accum_bs={self.accum_bs} is smaller than the training DataLoader's batch size {bs}: "
+                         f"use accum_bs >= {bs}, or a smaller batch size")
 
-    def _sum_over_processes(self, *values)->list:
-        "Sum of each of `values` over the processes of the DDP model, in one collective"
-        counts = torch.tensor([int(v) for v in values], device=next(self.model.parameters()).device)
-        dist.all_reduce(counts, group=self.model.process_group)
-        return counts.tolist()
+@patch
+def _loss_reduction(self:GradientAccumulation):
+    reduction = self.reduction or getattr(self.loss_func, 'reduction', None) or 'mean'
+    if reduction=='batchmean': return 'mean'
+    if reduction not in ('mean','sum'):
+        raise ValueError(f"GradientAccumulation cannot weight a loss with reduction={reduction!r}: "
+                         f"the loss must be reduced with 'mean' or 'sum' (pass `reduction=` for a custom loss)")
+    return reduction
 
-    def _reset_window(self): self.n_micro,self.n_samples,self.global_samples,self.counts,self.loss_sum = 0,0,0,[],0.
+@patch
+def _item_counter(self:GradientAccumulation):
+    "The user's `count_items`, else what the loss divides by (`loss_item_counter`); `None` counts samples"
+    if self.count_items=='samples' or not self.mean: return None
+    if self.count_items is not None: return self.count_items
+    counter = loss_item_counter(self.loss_func)
+    return None if counter is None else lambda *yb: counter(*map(_plain, yb))
 
-    def before_train(self): self.epoch_steps = 0
+# %% ../nbs/00_accumulation.ipynb #77ce7027
+@patch
+def _plan_windows(self:GradientAccumulation):
+    "Windows per epoch of all processes together, from what the training DataLoader yields; `None` when unknown"
+    sizes,world = epoch_sizes(self.dl),self.world_size
+    if self.policy=='carry' or not sizes: return None
+    if world>1: sizes = [world*s for s in sizes[:-1]] + self._sum_over_processes(sizes[-1])
+    self.planned = (len(window_sizes(sizes, self.global_accum_bs, self.policy)), len(sizes))
+    return self.planned[0]
 
-    def before_batch(self):
-        "Hold `pct_train` at the window's start (schedulers then set the large-batch step's values); decide if the window closes"
-        if self.train_iter==0: self._start_training()
-        if self.n_micro==0: self.start_pct = self._window_pct()
-        self.learn.pct_train = self.start_pct
-        if not self.warned_batchnorm: self._warn_batchnorm()
-        self._decide_close(find_bs(self.yb))
+@patch(as_prop=True)
+def world_size(self:GradientAccumulation)->int:
+    "Processes whose gradients DDP averages: those of the model's process group, 1 without `DistributedDataParallel`"
+    model = getattr(self.learn, 'model', None)
+    return dist.get_world_size(model.process_group) if isinstance(model, nn.parallel.DistributedDataParallel) else 1
 
-    def _start_training(self):
-        "At the fit's first training micro-batch: check the set-up, plan the epoch's windows, hand the loggers their shims"
-        # not in `before_fit`, which fastai also calls for `validate` and `get_preds`; still before any weight changes
-        self._check_batch_size()
-        self.mean = self._loss_reduction()=='mean'
-        self.opt.zero_grad()
-        self.windows_per_epoch = self._plan_windows()
-        self.logger_shims.install()   # not in `before_fit`: a later callback's `before_fit` may raise, with no `after_fit`
+@patch(as_prop=True)
+def global_accum_bs(self:GradientAccumulation)->int:
+    "Samples of all processes together in a full window"
+    return self.accum_bs*self.world_size
 
-    def _decide_close(self, n):
-        "Whether this micro-batch closes the window; unless it does, keep DDP from all-reducing its gradients"
-        self.next_global_samples = self._count_window(n)
-        self.closes = self.next_global_samples>=self.global_accum_bs or (self._last_of_epoch() and self._steps_remainder())
-        if not self.closes and isinstance(self.model, nn.parallel.DistributedDataParallel):
-            self.nosync = self.model.no_sync()  # before the forward pass, where DDP decides whether backward all-reduces
-            self.nosync.__enter__()
+@patch
+def _sum_over_processes(self:GradientAccumulation, *values)->list:
+    "Sum of each of `values` over the processes of the DDP model, in one collective"
+    counts = torch.tensor([float(v) for v in values], dtype=torch.float64, device=next(self.model.parameters()).device)
+    dist.all_reduce(counts, group=self.model.process_group)
+    return [int(v) if v==int(v) else v for v in counts.tolist()]
 
-    def _count_window(self, n):
-        "Samples in the window with this micro-batch, all processes together: equal micro-batches, except the last of an epoch"
-        if self.world_size>1 and self._last_of_epoch(): return self._sum_over_processes(self.n_samples+n)[0]
-        return self.global_samples + self.world_size*n
+# %% ../nbs/00_accumulation.ipynb #e30b6436
+@patch
+def before_batch(self:GradientAccumulation):
+    "Hold `pct_train` at the window's start (schedulers then set the large-batch step's values); decide if the window closes"
+    if self.n_micro==0: self.start_pct = self._window_pct()
+    self.learn.pct_train = self.start_pct
+    self.stepped,self.reached = False,False
+    if not self.warned_batchnorm: self._warn_batchnorm()
+    self.batch_samples = find_bs(self.yb)
+    self.epoch_batches += 1
+    self._decide_close(self.batch_samples)
 
-    def _warn_batchnorm(self):
-        self.warned_batchnorm = True
-        names = batchnorm_in_training(self.model)
-        if names: warnings.warn(_batchnorm_advice.format(', '.join(names[:5]) + (' ...' if len(names)>5 else '')))
+@patch
+def _decide_close(self:GradientAccumulation, n):
+    "Whether this micro-batch closes the window; unless it does, keep DDP from all-reducing its gradients"
+    self.next_global_samples = self._count_window(n)
+    self.closes = self.next_global_samples>=self.global_accum_bs or (self._last_of_epoch() and self._steps_remainder())
+    if not self.closes and isinstance(self.model, nn.parallel.DistributedDataParallel):
+        self.nosync = self.model.no_sync()  # before the forward pass, where DDP decides whether backward all-reduces
+        self.nosync.__enter__()
 
-    def _window_pct(self):
-        "Large-batch `pct_train` of this window's step, or the micro-batch one when the epoch's windows are not known"
-        done = self.epoch_steps/self.windows_per_epoch if self.windows_per_epoch else self.iter/self.n_iter
-        return (self.epoch + done)/self.n_epoch
+@patch
+def _count_window(self:GradientAccumulation, n):
+    "Samples in the window with this micro-batch, all processes together: equal micro-batches, except the last of an epoch"
+    if self.world_size>1 and self._last_of_epoch(): return self._sum_over_processes(self.n_samples+n)[0]
+    return self.global_samples + self.world_size*n
 
-    def after_loss(self):
-        "Count the micro-batch and weight its loss by its share of the window"
-        if self.loss_grad.ndim:
-            raise ValueError(f"GradientAccumulation needs a scalar loss, got one of shape {tuple(self.loss_grad.shape)}: "
-                             f"reduce the loss with 'mean' or 'sum'")
-        n = find_bs(self.yb)
-        items = self._count_items(n)
-        if self.ref is None: self.ref = self._reference(n, items)
-        self.n_micro,self.n_samples,self.global_samples = self.n_micro+1,self.n_samples+n,self.next_global_samples
-        self.counts.append(items)
-        as_float = items.to(self.loss_grad.dtype) if isinstance(items, Tensor) else items  # an integer tensor divides in float32
-        if self.mean: self.learn.loss_grad = self.loss_grad*window_weight(as_float, self.ref)
-        self.loss_sum = self.loss_sum + self.loss.detach()*(items if self.mean else 1)
+@patch
+def _last_of_epoch(self:GradientAccumulation): return self.iter==self.n_iter-1
 
-    def _count_items(self, n):
-        if self.count_items is None: return n
-        items = self.count_items(*self.yb)
-        if isinstance(items, Tensor) and items.numel()==1 and not items.is_floating_point() and items.dtype!=torch.bool:
-            return items.reshape(())
-        if isinstance(items, bool) or not isinstance(items, numbers.Integral):
-            raise TypeError(f"`count_items` must return an int or an integer tensor with one element, got {items!r}")
-        if items < 1: raise ValueError(f"`count_items` returned {items} for a micro-batch: each must hold at least one item")
-        return int(items)
+@patch
+def _steps_remainder(self:GradientAccumulation): return self.policy=='step' or (self.policy=='carry' and self.epoch==self.n_epoch-1)
 
-    def _reference(self, n, items):
-        "Items a full window is expected to hold: `accum_bs` samples, times items per sample when counting items"
-        if self.count_items is None: return self.accum_bs
-        items = int(items)
-        if items < 1: raise ValueError(f"`count_items` returned {items} for a micro-batch: each must hold at least one item")
-        if self.world_size>1: items,n = self._sum_over_processes(items, n)  # the same on every process
-        return self.accum_bs*items/n
+@patch
+def _warn_batchnorm(self:GradientAccumulation):
+    self.warned_batchnorm = True
+    names = batchnorm_in_training(self.model)
+    if names: warnings.warn(_batchnorm_advice.format(', '.join(names[:5]) + (' ...' if len(names)>5 else '')))
 
-    def _last_of_epoch(self): return self.iter==self.n_iter-1
-    def _steps_remainder(self): return self.remainder=='step' or (self.remainder=='carry' and self.epoch==self.n_epoch-1)
+@patch
+def _window_pct(self:GradientAccumulation):
+    "Large-batch `pct_train` of this window's step, or the micro-batch one when the epoch's windows are not known"
+    done = self.epoch_steps/self.windows_per_epoch if self.windows_per_epoch else self.iter/self.n_iter
+    return (self.epoch + done)/self.n_epoch
 
-    def after_batch(self): self._exit_nosync()
+# %% ../nbs/00_accumulation.ipynb #6700ffd1
+@patch
+def after_loss(self:GradientAccumulation):
+    "Weight the micro-batch's loss by its share of the window; it counts once its gradient reaches the parameters"
+    if self.loss_grad.ndim:
+        raise ValueError(f"GradientAccumulation needs a scalar loss, got one of shape {tuple(self.loss_grad.shape)}: "
+                         f"reduce the loss with 'mean' or 'sum'")
+    n,loss_grad = self.batch_samples,_plain(self.loss_grad)   # fastai's tensor subclasses make each small op ~5x slower
+    items = n if self.counter is None else checked_items(self.counter(*self.yb))
+    if self.ref is None: self.ref = self._reference(n, items)
+    if self.mean: loss_grad = weighted_loss(loss_grad, items, self.ref)
+    self.learn.loss_grad = loss_grad   # the tensor whose backward fastai calls: the hook below must be on it
+    self.pending = (n, items, _plain(self.loss).detach())
+    if loss_grad.requires_grad: loss_grad.register_hook(self._reach)
 
-    def _exit_nosync(self):
-        if self.nosync is not None: self.nosync.__exit__(None, None, None)
-        self.nosync = None
+@patch
+def _reach(self:GradientAccumulation, grad): self.reached = True
 
-    def before_step(self):
-        "Skip the step until the window closes; then rescale its summed gradient to the window's mean"
-        if not self.closes:
-            if self._last_of_epoch() and self.remainder=='drop': self._drop("remainder='drop'")
-            raise CancelBatchException()
-        total = self._total_items()
-        factor = self._rescale(total)
-        if factor!=1: torch._foreach_mul_([p.grad for p,*_ in self.opt.all_params(with_grad=True)], factor)
-        self.window_loss = self.loss_sum/(total if self.mean else 1)
-        self.window_samples,self.window_global_samples = self.n_samples,self.global_samples
-        self.epoch_steps += 1
-        self._reset_window()
+@patch
+def _reference(self:GradientAccumulation, n, items):
+    "Items a full window is expected to hold: `accum_bs` samples, times items per sample when counting items (one sync per fit)"
+    if self.counter is None: return self.accum_bs
+    items = float(items)
+    if self.world_size>1: items,n = self._sum_over_processes(items, n)  # the same on every process
+    return self.accum_bs*items/n if items>0 else self.accum_bs
 
-    def _rescale(self, total):
-        "Factor that turns the weighted gradient, averaged over processes by DDP, into the gradient of the whole window"
-        world = self.world_size
-        if not self.mean: return world
-        if world>1: total = self.global_samples if self.count_items is None else self._sum_over_processes(total)[0]
-        return world*self.ref/total
+@patch
+def after_backward(self:GradientAccumulation): self._commit()
 
-    def step_log(self)->dict:
-        "Extra values the loggers record with each optimizer step (subclasses add theirs)"
-        return {'global_batch': self.window_global_samples} if self.world_size>1 else {}
+@patch
+def _commit(self:GradientAccumulation):
+    "Count the pending micro-batch if its gradient reached the parameters, else forget it"
+    if self.pending is None: return
+    (n,items,loss),self.pending = self.pending,None
+    if not self.reached: return
+    self.n_micro,self.n_samples,self.global_samples = self.n_micro+1,self.n_samples+n,self.next_global_samples
+    self.micro_batches += 1
+    self.counts.append(items)
+    self.losses.append(loss)
 
-    def _total_items(self):
-        "Items in the window, checking counts that came back as tensors (one host sync per window)"
-        if not any(isinstance(c, Tensor) for c in self.counts): return sum(self.counts)
-        counts = [int(c) for c in self.counts]
-        if min(counts) < 1:
-            raise ValueError(f"`count_items` returned {counts} for the micro-batches of a window: each must hold at least one item")
-        return sum(counts)
+@patch
+def after_batch(self:GradientAccumulation):
+    "A micro-batch cancelled after its backward still counts; leave DDP's `no_sync`"
+    self._commit()
+    self._exit_nosync()
 
-    def _drop(self, why):
-        "Discard the gradients of the open window, and say so"
-        if not self.n_micro: return
-        self.opt.zero_grad()
-        self.dropped += self.n_samples
-        if not any(isinstance(cb, LRFinder) for cb in self.learn.cbs):
-            warnings.warn(f"GradientAccumulation dropped the gradients of {self.n_samples} samples ({why})")
-        self._reset_window()
+@patch
+def _exit_nosync(self:GradientAccumulation):
+    if self.nosync is not None: self.nosync.__exit__(None, None, None)
+    self.nosync = None
 
-    def after_train(self):
-        if self.remainder!='carry': self._drop("the epoch ended before the window closed")
+# %% ../nbs/00_accumulation.ipynb #eac5ef95
+@patch
+def before_step(self:GradientAccumulation):
+    "Skip the step until the window closes; then rescale its summed gradient to the window's mean"
+    if not self.closes: raise CancelBatchException()
+    total = self._total_items()
+    self.epoch_steps += 1
+    if not total:
+        self._drop(f"its {self.n_micro} micro-batch(es) hold no counted item (a window of {self.n_samples} samples whose targets are all ignored)")
+        raise CancelBatchException()
+    factor = self._rescale(total)
+    if factor!=1: torch._foreach_mul_([p.grad for p,*_ in self.opt.all_params(with_grad=True)], factor)
+    self.last_step = Step(self.n_samples, total, window_loss(self.losses, self.counts, self.mean), self.accum_bs, self.global_samples, self.n_micro)
+    self.stepped,self.steps = True,self.steps+1
+    self._reset_window()
 
-    def after_fit(self):
-        "Leave no gradient on the parameters and give the loggers back, however the fit ended"
-        self._end_fit("the fit ended before the window closed")
+@patch
+def _rescale(self:GradientAccumulation, total):
+    "Factor that turns the weighted gradient, averaged over processes by DDP, into the gradient of the whole window"
+    world = self.world_size
+    if not self.mean: return world
+    if world>1: total = self.global_samples if self.counter is None else self._sum_over_processes(total)[0]
+    return world*self.ref/total
 
-    def after_fit_exception(self): self._end_fit("the fit raised an exception")
+@patch
+def _total_items(self:GradientAccumulation):
+    "Items in the window, checking counts that came back as tensors (one host sync per window)"
+    if not any(isinstance(c, Tensor) for c in self.counts): return sum(self.counts)
+    counts = torch.stack([c.double() for c in self.counts if isinstance(c, Tensor)]).tolist()
+    counts += [c for c in self.counts if not isinstance(c, Tensor)]
+    if not all(math.isfinite(c) and c>=0 for c in counts):
+        raise ValueError(f"`count_items` returned {counts} for the micro-batches of a window: each must be a number >= 0")
+    return sum(counts)
 
-    def _end_fit(self, why):
-        self._exit_nosync()
-        self._drop(why)
-        if self.opt is not None: self.opt.zero_grad()  # also a closed window whose step another callback interrupted
-        self.logger_shims.remove()
+@patch
+def step_log(self:GradientAccumulation)->dict:
+    "Extra values the loggers record with each optimizer step (subclasses add theirs)"
+    return {'global_batch': self.last_step.global_samples} if self.world_size>1 else {}
+
+@patch
+def _drop(self:GradientAccumulation, why):
+    "Discard the gradients of the open window, and say so (once per fit)"
+    if not self.n_micro: return
+    self.opt.zero_grad()
+    self.dropped += self.n_samples
+    if not self.drop_warned and not any(isinstance(cb, LRFinder) for cb in self.learn.cbs):
+        warnings.warn(f"GradientAccumulation dropped the gradients of {self.n_samples} samples: {why}. "
+                      "Said once per fit; `dropped` counts all the samples dropped")
+        self.drop_warned = True
+    self._reset_window()
+
+# %% ../nbs/00_accumulation.ipynb #45d46cc0
+@patch
+def after_train(self:GradientAccumulation):
+    "Apply the remainder policy to a window still open, check the epoch's plan, and end `pct_train` where fastai does"
+    self._end_train(check_plan=not self.train_cancelled)
+    self.learn.pct_train = (self.epoch + self.epoch_batches/max(self.n_iter, 1))/self.n_epoch
+
+@patch
+def after_epoch(self:GradientAccumulation):
+    "An epoch cancelled while training skips `after_train`: end its training here; after the last epoch, end the fit"
+    if self.nested: return
+    if self.train_open: self._end_train(check_plan=False)
+    if self.epoch==self.n_epoch-1: self._end_fit("the fit ended before the window closed")
+
+@patch
+def _end_train(self:GradientAccumulation, check_plan:bool):
+    "Apply the remainder policy to a window still open; compare the epoch with the plan unless it was cancelled"
+    self.train_open = False
+    if self.n_micro and (self.policy=='step' or (self.policy=='carry' and self.epoch==self.n_epoch-1)):
+        if self.world_size>1: self._drop("under DDP a window cut short by a cancelled batch or epoch was never all-reduced, so it cannot be stepped")
+        else: self._step_open_window()
+    if self.policy=='drop': self._drop("the epoch ended before the window closed (remainder='drop')")
+    if check_plan: self._check_plan()
+
+@patch
+def after_cancel_train(self:GradientAccumulation): self.train_cancelled = True
+
+@patch
+def _step_open_window(self:GradientAccumulation):
+    "Step a window left open by a cancelled batch or epoch, with fastai's step events around it"
+    self.closes = True
+    try:
+        self.learn('before_step')
+        self.learn._step()
+    except CancelStepException: self.learn('after_cancel_step')
+    except CancelBatchException: return   # the window held no counted item: dropped
+    self.learn('after_step')
+    self.opt.zero_grad()
+
+@patch
+def _check_plan(self:GradientAccumulation):
+    "When an epoch took other windows than planned, say so once and hold `pct_train` on the micro-batch clock instead"
+    if self.windows_per_epoch is None: return
+    steps,batches = self.planned
+    if (self.epoch_steps,self.epoch_batches)==(steps,batches): return
+    warnings.warn(f"GradientAccumulation planned {steps} optimizer steps over {batches} micro-batches per epoch, and this epoch "
+                  f"took {self.epoch_steps} over {self.epoch_batches}: schedules now follow the micro-batches instead of the large-batch steps")
+    self.windows_per_epoch = None
+
+@patch
+def after_cancel_fit(self:GradientAccumulation): self._end_fit("the fit was cancelled before the window closed")
+
+@patch
+def after_fit(self:GradientAccumulation):
+    "Leave no gradient on the parameters and give the loggers back, however the fit ended"
+    if fit_running(self.learn): self.nested = max(self.nested-1, 0)
+    else: self._end_fit("the fit ended before the window closed")
+
+@patch
+def after_fit_exception(self:GradientAccumulation): self._end_fit("the fit raised an exception")
+
+@patch
+def _end_fit(self:GradientAccumulation, why):
+    "Drop an open window, leave no gradient, give the loggers back, say if no step happened; once per fit"
+    if self.logger_shims is not None: self.logger_shims.remove()
+    if not getattr(self, 'started', False) or self.finished: return
+    self.finished = True
+    self._exit_nosync()
+    self._drop(why)
+    if self.opt is not None: self.opt.zero_grad()  # also a closed window whose step another callback interrupted
+    if self.micro_batches and not self.steps:
+        warnings.warn(f"GradientAccumulation took no optimizer step in this fit: {self.micro_batches} micro-batch(es) never "
+                      f"filled a window of accum_bs={self.accum_bs} samples (remainder={self.policy!r}); the weights did not change")

@@ -7,7 +7,7 @@ Docs: https://fastxtend-accum.github.io/fastxtend_accum/batchnorm.html.md"""
 # %% ../nbs/05a_batchnorm.ipynb #9def298b
 from __future__ import annotations
 from fastai.basics import *
-from .accumulation import GradientAccumulation
+from .accumulation import GradientAccumulation, install_fit_guard, fit_running
 
 # %% auto #0
 __all__ = ['channel_moments', 'merge_moments', 'window_update', 'BatchNormWindowStats']
@@ -56,43 +56,63 @@ def _put(bn, start):
 class BatchNormWindowStats(Callback):
     "Update BatchNorm running statistics once per window, from the whole window's mean and variance"
     order = GradientAccumulation.order+1
+    def __init__(self): install_fit_guard(); self.hooks,self.start,self.accumulation = [],None,None
+
     def before_fit(self):
+        "Start clean; a `validate` inside a fit leaves the open window alone"
+        if not fit_running(self.learn): self._release(); self.accumulation = None
+
+    def before_train(self):
+        "When a fit starts training: find the accumulation callback, and hook the BatchNorm layers"
+        if self.accumulation is None: self._start()
+        self.train_open = True
+
+    def _start(self):
         self.accumulation = first(cb for cb in self.learn.cbs if isinstance(cb, GradientAccumulation))
         if self.accumulation is None:
-            raise ValueError("BatchNormWindowStats needs fastxtend_accum's GradientAccumulation among the learner's callbacks")
-        for hook in getattr(self, 'hooks', []): hook.remove()  # left by a fit whose `before_fit` failed after ours
+            raise ValueError("BatchNormWindowStats needs fastxtend_accum's GradientAccumulation among the learner's callbacks: "
+                             "add `GradientAccumulation(accum_bs)`, or remove BatchNormWindowStats")
         self.layers = _tracked_batchnorm(self.model)
         self.hooks = [bn.register_forward_pre_hook(self._record) for bn in self.layers]
-        self.start,self.closes = None,False
 
     def before_batch(self):
         "Open a window at its first micro-batch: keep the running statistics it starts from"
-        self.closes = False
-        if self.training and self.start is None: self.start,self.moments = {bn: _running(bn) for bn in self.layers},{}
+        if self.training and self.hooks and self.start is None: self.start,self.moments = {bn: _running(bn) for bn in self.layers},{}
 
     def _record(self, bn, args):
         if self.learn.training and bn.training and self.start is not None:
             self.moments[bn] = merge_moments(self.moments.get(bn), channel_moments(args[0]))
 
-    def after_loss(self): self.closes = self.training and self.accumulation.closes
-
     def after_batch(self):
-        "When the window closes, one update per layer with the window's moments"
-        if not self.closes: return
+        "When the window steps, one update per layer with the window's moments"
+        if self.training: self._update()
+
+    def _update(self):
+        if self.start is None or not self.accumulation.stepped: return
         for bn,start in self.start.items():
             if bn in self.moments: window_update(bn, start, self.moments[bn])
         self.start = None
 
-    def after_train(self):
-        "A window still open is dropped, or carried with validation seeing the statistics of the last closed window"
+    def after_train(self): self._end_train()
+    def after_epoch(self):
+        "An epoch cancelled while training skips `after_train`"
+        if getattr(self, 'train_open', False): self._end_train()
+
+    def _end_train(self):
+        "A window stepped at the epoch's end is updated; one still open is dropped, or carried with validation seeing the last closed window's statistics"
+        self.train_open = False
+        self._update()
         if self.start is None: return
         for bn,start in self.start.items(): _put(bn, start)
-        if self.accumulation.remainder!='carry': self.start = None
+        if self.accumulation.policy!='carry': self.start = None
 
     def after_fit(self):
         "Leave out a window that did not close, and remove the hooks"
+        if not fit_running(self.learn): self._release()
+
+    def after_fit_exception(self): self._release()
+
+    def _release(self):
         for bn,start in (self.start or {}).items(): _put(bn, start)
         for hook in self.hooks: hook.remove()
         self.start,self.hooks = None,[]
-
-    def after_fit_exception(self): self.after_fit()

@@ -12,7 +12,8 @@ import numpy as np
 from fastai.basics import *
 from copy import deepcopy
 from fastai.callback.training import GradientAccumulation as FastaiGradientAccumulation
-from .accumulation import _batch_size, _check_size, GradientAccumulation, batchnorm_in_training, count_targets, micro_batch_sizes, window_sizes
+from .accumulation import (loader_batch_size, positive_int, GradientAccumulation, batchnorm_in_training, count_targets,
+                                          loss_item_counter, default_remainder, micro_batch_sizes, window_sizes)
 
 # %% auto #0
 __all__ = ['kept_random_state', 'take_window', 'concat_batches', 'dropout_in_training', 'gradient_difference',
@@ -43,9 +44,20 @@ def take_window(dl,          # the training DataLoader
             if n >= accum_bs: break
     return batches
 
+def _join(parts:list):
+    "One element made of `parts`: tensors concatenated, dicts and tuples element by element"
+    first = parts[0]
+    if isinstance(first, Tensor):
+        shapes = sorted({tuple(p.shape[1:]) for p in parts})
+        if len(shapes)>1: raise ValueError(f"micro-batches of different shapes {shapes} (padded to different lengths?) cannot be joined into one batch")
+        return torch.cat(parts)
+    if isinstance(first, dict): return {k: _join([p[k] for p in parts]) for k in first}
+    if isinstance(first, (list, tuple)): return type(first)(_join(list(ps)) for ps in zip(*parts))
+    raise ValueError(f"micro-batch elements of type {type(first).__name__} cannot be joined into one batch")
+
 def concat_batches(batches:list)->tuple:
-    "One batch made of `batches`, element by element"
-    return tuple(torch.cat(parts) for parts in zip(*batches))
+    "One batch made of `batches`, element by element (tensors, or dicts and tuples of them)"
+    return tuple(_join(list(parts)) for parts in zip(*batches))
 
 # %% ../nbs/05_checker.ipynb #131e9e8f
 skipped_callbacks = {'TrainEvalCallback', 'Recorder', 'CastToTensor', 'ProgressCallback', 'ShowGraphCallback', 'CSVLogger',
@@ -135,41 +147,51 @@ def compare_gradients(grads:list,     # per parameter group, the gradient of eac
     return pd.DataFrame(rows).set_index('group')
 
 # %% ../nbs/05_checker.ipynb #622a50e1
-def combined_losses(parts:list,            # loss of each micro-batch
-                    sizes:list,            # samples in each micro-batch
-                    counts:list|None=None  # items in each micro-batch, when the loss may average over items
-                   )->dict:                # the window's loss under each reduction
-    "The window's loss if the loss sums, averages over samples ('mean'), or averages over counted items ('items')"
+def combined_losses(parts:list,  # loss of each micro-batch
+                    sizes:list,  # samples in each micro-batch
+                    **counts     # name=items in each micro-batch, for each way the loss may count items
+                   )->dict:      # the window's loss under each reduction
+    "The window's loss if the loss sums, averages over samples ('mean'), or averages over each way of counting items"
     res = dict(sum=sum(parts), mean=sum(n*l for n,l in zip(sizes, parts))/sum(sizes))
-    if counts is not None: res['items'] = sum(c*l for c,l in zip(counts, parts))/sum(counts)
+    for name,c in counts.items():
+        if sum(c)>0: res[name] = sum(n*l for n,l in zip(c, parts) if n>0)/sum(c)
     return res
 
+def _relative_errors(loss:float, combined:dict)->dict:
+    "How far each reduction in `combined` is from the window's `loss`, relative to it"
+    return {k: abs(v-loss)/max(abs(loss), 1e-12) for k,v in combined.items()}
+
 def matching_reductions(loss:float, combined:dict, rtol:float=1e-4)->list:
-    "Reductions in `combined` that give the window's `loss`"
-    return [k for k,v in combined.items() if math.isclose(v, loss, rel_tol=rtol, abs_tol=1e-12)]
+    "Reductions in `combined` that give the window's `loss`, closest first"
+    errors = _relative_errors(loss, combined)
+    return sorted([k for k in combined if errors[k] <= rtol], key=errors.get)
 
 # %% ../nbs/05_checker.ipynb #d53b48a8
-def _item_counter(loss_func, yb, accumulation):
-    "The function that counts items, and the `ignore_index` it leaves out (`None` when counted by the user's function)"
-    counter = getattr(accumulation, 'count_items', None)
-    if counter is not None: return counter,None
-    ignore_index,y = getattr(loss_func, 'ignore_index', -100),yb[0]
-    if isinstance(y, Tensor) and not y.is_floating_point() and (y==ignore_index).any(): return count_targets(ignore_index),ignore_index
-    return None,None
+def _counters(loss_func, y, ignore_index)->dict:
+    "Ways the loss may count items: what it divides by (read from it, or targets that are not `ignore_index`), and shifted labels"
+    if not isinstance(y, Tensor) or y.is_floating_point(): return {}
+    res = dict(items=ifnone(loss_item_counter(loss_func), count_targets(ignore_index)))
+    if y.ndim>=2: res['shifted_items'] = count_targets(ignore_index, shift=1)
+    return res
 
 def _probe_loss(capture, sizes, accumulation):
-    "The window's loss, its combinations and matches, from the full-batch run's predictions (or `None`)"
+    "The window's loss, its combinations and matches, and the one accumulation takes, from the full-batch run's predictions (or `None`)"
     pred,yb,loss_func = capture.losses[0]
+    ignore_index = getattr(getattr(loss_func, 'func', loss_func), 'ignore_index', -100)
     try:
         with torch.no_grad():
             loss = float(loss_func(pred, *yb))
             splits = list(zip(pred.split(sizes), *[y.split(sizes) for y in yb]))
             parts = [float(loss_func(p, *ys)) for p,*ys in splits]
-            counter,ignore_index = _item_counter(loss_func, yb, accumulation)
-            counts = None if counter is None else [int(counter(*ys)) for _,*ys in splits]
+            counters = _counters(loss_func, yb[0], ignore_index)
+            counter = getattr(accumulation, 'counter', None)
+            if counter is not None: counters['assumed'] = counter
+            counts = {k: [float(c(*ys)) for _,*ys in splits] for k,c in counters.items()}
     except Exception: return None
-    combined = combined_losses(parts, sizes, counts)
-    return dict(loss=loss, combined=combined, matches=matching_reductions(loss, combined), ignore_index=ignore_index)
+    combined = combined_losses(parts, sizes, **counts)
+    assumed = 'sum' if not getattr(accumulation, 'mean', True) else 'assumed' if 'assumed' in combined else 'mean'
+    return dict(loss=loss, combined=combined, matches=matching_reductions(loss, combined), errors=_relative_errors(loss, combined), ignore_index=ignore_index,
+                assumed=assumed, auto=loss_item_counter(loss_func) is not None)
 
 # %% ../nbs/05_checker.ipynb #3c43a138
 class Finding(BasicRepr):
@@ -213,10 +235,6 @@ def _fastai_cause(accumulation, window):
         f"use `fastxtend_accum.accumulation.GradientAccumulation({accumulation.n_acc})`."), dict(change=lambda cb: GradientAccumulation(cb.n_acc))
 
 # %% ../nbs/05_checker.ipynb #2e52ad30
-def _assumed_reduction(accumulation)->str:
-    if not isinstance(accumulation, GradientAccumulation): return 'mean'
-    return 'sum' if not accumulation.mean else 'items' if accumulation.count_items is not None else 'mean'
-
 def _setting(**settings):
     "A change to the accumulation callback: set `settings` on it"
     def _change(cb):
@@ -224,26 +242,40 @@ def _setting(**settings):
         return cb
     return _change
 
-def _loss_remedy(reduction, ignore_index):
-    "Fix (text) and remedy for a loss that is a `reduction` over the window"
-    if reduction=='sum': return "pass `reduction='sum'` to `GradientAccumulation`.", _setting(reduction='sum')
-    if reduction=='mean': return "pass `reduction='mean'` and no `count_items` to `GradientAccumulation`.", _setting(reduction='mean', count_items=None)
+def _loss_remedy(found, probe):
+    "Fix (text) and remedy for a loss that is the reduction `found` over the window"
+    ignore_index = probe['ignore_index']
+    if found=='sum': return "pass `reduction='sum'` to `GradientAccumulation`.", _setting(reduction='sum')
+    if found=='mean': return "pass `count_items='samples'` to `GradientAccumulation`.", _setting(reduction='mean', count_items='samples')
+    if found=='shifted_items': return (f"the loss shifts the labels (a causal LM): pass `count_items=count_targets({ignore_index}, shift=1)`.",
+                                       _setting(count_items=count_targets(ignore_index, shift=1)))
+    if probe['auto']: return ("leave `count_items` unset: the callback reads `ignore_index` and class weights from the loss.",
+                              _setting(count_items=None))
     return f"pass `count_items=count_targets({ignore_index})` to `GradientAccumulation`.", _setting(count_items=count_targets(ignore_index))
 
-def _loss_cause(probe, assumed):
-    if probe is None or assumed in probe['matches']: return None
+_taken_as = dict(sum='a sum', mean='a mean over samples', assumed='a mean over the items your `count_items` counts', items='a mean over items',
+                 shifted_items='a mean over shifted labels')
+
+def _loss_cause(probe):
+    if probe is None: return None
+    matches,errors,assumed = probe['matches'],probe['errors'],probe['assumed']
+    if assumed in matches and errors[assumed] <= 1e-5 + 2*errors[matches[0]]: return None   # as close as the closest: float rounding
     values = ', '.join(f"{k} {v:.6g}" for k,v in probe['combined'].items())
     if not probe['matches']: return Finding('A loss that accumulation cannot weight',
         f"the window's loss ({probe['loss']:.6g}) is no combination of its micro-batches' losses ({values}): the loss "
         "couples the samples of a batch (a batch-level term, a contrastive or ranking loss, a nonlinear function of a mean).",
-        "no weighting makes accumulation exact for such a loss; make it a sum or mean of per-sample (or per-item) terms."), None
-    found,ignore_index = probe['matches'][0],ifnone(probe['ignore_index'], -100)
-    fix,change = _loss_remedy(found, ignore_index)
+        "no weighting makes accumulation exact for such a loss; make it a sum or mean of per-sample (or per-item) terms, "
+        "or pass `count_items` returning what it divides by."), None
+    found = first(m for m in probe['matches'] if m!='assumed')
+    fix,change = _loss_remedy(found, probe)
+    taken = _taken_as[probe['assumed']]
+    if found=='shifted_items': return Finding('Shifted labels', f"the loss averages over the labels after the first of each sequence "
+        f"({probe['loss']:.6g}), but the micro-batches are weighted as {taken} ({values}): one item per sequence too many.", fix), dict(change=change)
     if found=='items': return Finding('Items that need counting',
-        f"the loss averages over targets that are not {ignore_index} ({probe['loss']:.6g}), but the micro-batches are weighted "
-        f"as a {assumed} over samples ({values}).", fix), dict(change=change)
-    return Finding('Loss reduction', f"the loss is a {found} over the window ({probe['loss']:.6g}), but accumulation takes it "
-                   f"as a {assumed} ({values}).", fix), dict(change=change)
+        f"the loss averages over targets that are not {probe['ignore_index']}, weighted by any class weights ({probe['loss']:.6g}), "
+        f"but the micro-batches are weighted as {taken} ({values}).", fix), dict(change=change)
+    return Finding('Loss reduction', f"the loss is {_taken_as[found]} over the window ({probe['loss']:.6g}), but accumulation takes it "
+                   f"as {taken} ({values}).", fix), dict(change=change)
 
 # %% ../nbs/05_checker.ipynb #e6565811
 def _shuffle_note(dl):
@@ -258,9 +290,10 @@ def _short(sizes): return str(sizes) if len(sizes)<=4 else f"[{sizes[0]}, {sizes
 
 def _windows_note(dl, accumulation, window):
     if not isinstance(accumulation, GradientAccumulation) or not all(hasattr(dl, a) for a in ('n','bs','drop_last')): return None
-    steps = window_sizes(micro_batch_sizes(dl.n, dl.bs, dl.drop_last), accumulation.accum_bs, 'drop' if accumulation.remainder=='drop' else 'step')
+    policy = ifnone(accumulation.remainder, default_remainder(dl))
+    steps = window_sizes(micro_batch_sizes(dl.n, dl.bs, dl.drop_last), accumulation.accum_bs, 'drop' if policy=='drop' else 'step')
     large,odd = micro_batch_sizes(dl.n, window, dl.drop_last),window!=accumulation.accum_bs
-    carried = accumulation.remainder=='carry' and steps[-1:]!=[window]
+    carried = policy=='carry' and steps[-1:]!=[window]
     if steps==large and not carried and not odd: return None
     seen = (f"per epoch the accumulated run steps windows of {_short(steps)} samples; a large-batch DataLoader "
             f"(bs={window}, drop_last={dl.drop_last}) yields batches of {_short(large)}")
@@ -322,7 +355,7 @@ def _accumulation(learn, accum_bs):
         return GradientAccumulation(accum_bs)
     if type(found) is not GradientAccumulation and isinstance(found, GradientAccumulation):
         # a subclass such as `GradientAccumulationSchedule` changes `accum_bs` between windows: check one window of its first size
-        size,bs = ifnone(accum_bs, getattr(found, 'start_accum_bs', found.accum_bs)),_batch_size(learn.dls.train)
+        size,bs = ifnone(accum_bs, getattr(found, 'start_accum_bs', found.accum_bs)),loader_batch_size(learn.dls.train)
         if bs: size = max(bs, size//bs*bs)
         return GradientAccumulation(size, remainder=found.remainder, count_items=found.count_items, reduction=found.reduction)
     cb = deepcopy(found, {id(learn): None})
@@ -338,7 +371,7 @@ def _causes(accumulated, full, again, sizes, tol)->list:
     "Causes of a difference in this window's gradient, each as `(finding, remedy)`; the remedy is `None` when the check has none"
     cb = accumulated.accumulation
     causes = [_batchnorm_cause(accumulated.batchnorm), _randomness_cause(accumulated.dropout, _max_rel(again, full), tol),
-              _fastai_cause(cb, sum(sizes)), _loss_cause(_probe_loss(full, sizes, cb), _assumed_reduction(cb))]
+              _fastai_cause(cb, sum(sizes)), _loss_cause(_probe_loss(full, sizes, cb))]
     return [c for c in causes if c is not None]
 
 def _notes(dl, accumulation, window)->list:
@@ -371,15 +404,18 @@ def check_accumulation(learn:Learner,          # your learner, with its data, mo
                        tol:float|None=None     # largest relative difference counted as rounding; 1e-4, or 1e-2 with mixed precision
                       )->AccumulationReport:
     "Compare one window of `learn`'s training data, accumulated through its own training loop, with the window as one batch"
-    if accum_bs is not None: _check_size('accum_bs', accum_bs)
+    if accum_bs is not None: accum_bs = positive_int('accum_bs', accum_bs)
     accumulation = _accumulation(learn, accum_bs)
     tol = ifnone(tol, 1e-2 if any(type(cb).__name__=='MixedPrecision' for cb in learn.cbs) else 1e-4)
     window = take_window(learn.dls.train, _window_samples(accumulation))
     sizes,n_inp = [find_bs(b) for b in window],getattr(learn.dls, 'n_inp', max(1, len(window[0])-1))
+    try: joined = concat_batches(window)
+    except ValueError as e: return AccumulationReport(sizes, f"Not checked: {e}. Training is not affected: accumulation does not join micro-batches.")
     with kept_random_state():
         try: accumulated = _gradient_run(learn, window, n_inp, [deepcopy(accumulation)])
         except (ValueError, TypeError) as e: return AccumulationReport(sizes, f"Not checked: the accumulated run raised {type(e).__name__}: {e}")
-        full,again = [_gradient_run(learn, [concat_batches(window)], n_inp) for _ in range(2)]
+        try: full,again = [_gradient_run(learn, [joined], n_inp) for _ in range(2)]
+        except Exception as e: return AccumulationReport(sizes, f"Not checked: the window as one batch raised {type(e).__name__}: {e}")
         if not (accumulated.grads and full.grads and again.grads): return AccumulationReport(sizes, _no_step)
         max_rel,causes = _max_rel(accumulated, full),_causes(accumulated, full, again, sizes, tol)
         residual = None if max_rel <= tol else _measure(learn, window, n_inp, accumulation, causes, max_rel)

@@ -7,6 +7,7 @@ Docs: https://fastxtend-accum.github.io/fastxtend_accum/loggers.html.md"""
 # %% ../nbs/02_loggers.ipynb #496dd3af
 from __future__ import annotations
 import sys, time
+from contextlib import contextmanager
 from fastai.basics import *
 from fastai.callback.schedule import ParamScheduler, LRFinder
 
@@ -17,9 +18,8 @@ __all__ = ['LoggerShims', 'fix_wandb_config']
 def _recorder_after_batch(shims, rec, original):
     "Record the window at its close; in between, only the training metrics see the micro-batch"
     def after_batch():
-        if shims.closes():
-            shims.use_window_loss()
-            original()
+        if shims.stepped():
+            with shims.window_loss(): original()
             shims.record_step_logs(rec)
         elif rec.training:
             for metric in rec._train_mets[1:]: metric.accumulate(rec.learn)  # all but the smoothed loss
@@ -29,8 +29,13 @@ def _recorder_after_batch(shims, rec, original):
 def _scheduler_after_batch(shims, sched, original):
     "Keep the scheduler's history (`recorder.hps`) to one entry per step"
     def after_batch():
-        if shims.closes(): original()
+        if shims.stepped(): original()
     return after_batch
+
+def _showgraph_after_train(shims, cb, original):
+    "Place the validation points at the number of recorded steps, the x of the training curve"
+    def after_train(): cb.nb_batches.append(len(cb.learn.recorder.losses))
+    return after_train
 
 # %% ../nbs/02_loggers.ipynb #0ed3fa41
 def _wandb_before_batch(shims, cb, original):
@@ -43,24 +48,22 @@ def _wandb_before_batch(shims, cb, original):
 def _wandb_after_batch(shims, cb, original):
     "One W&B step per window, with the window's loss, epoch position and samples per second"
     def after_batch():
-        if not shims.closes(): return
-        shims.use_window_loss()
+        if not shims.stepped(): return
         if shims.wandb_epoch0 is None: shims.wandb_epoch0 = cb._wandb_epoch
         cb._wandb_step += 1
         cb._wandb_epoch = shims.wandb_epoch0 + cb.epoch + (cb.iter+1)/cb.n_iter
         hypers = {f'{k}_{i}':v for i,h in enumerate(cb.opt.hypers) for k,v in h.items()}
-        seconds = shims.clock() - shims.window_start
-        sys.modules['wandb'].log({'epoch': cb._wandb_epoch, 'train_loss': cb.smooth_loss, 'raw_loss': cb.loss, **hypers,
-                                  'train_samples_per_sec': shims.accumulation.window_samples/seconds,
+        seconds,step = shims.clock() - shims.window_start,shims.accumulation.last_step
+        sys.modules['wandb'].log({'epoch': cb._wandb_epoch, 'train_loss': cb.smooth_loss, 'raw_loss': step.loss, **hypers,
+                                  'train_samples_per_sec': step.samples/seconds,
                                   **shims.accumulation.step_log()}, step=cb._wandb_step)
     return after_batch
 
 def _tensorboard_after_batch(shims, cb, original):
     "Log at the window's close only, at the micro-batch step `train_iter`"
     def after_batch():
-        if not shims.closes(): return   # fastai also logs during validation: the same values again
-        shims.use_window_loss()
-        original()
+        if not shims.stepped(): return   # fastai also logs during validation: the same values again
+        with shims.window_loss(): original()
         shims.add_step_logs(cb.writer.add_scalar, cb.train_iter)
     return after_batch
 
@@ -68,20 +71,20 @@ def _tensorboard_after_batch(shims, cb, original):
 def _recorder_step_logs(shims, rec, original):
     def after_batch():
         original()
-        if shims.closes(): shims.record_step_logs(rec)
+        if shims.stepped(): shims.record_step_logs(rec)
     return after_batch
 
 def _wandb_step_logs(shims, cb, original):
     def after_batch():
         original()
-        if shims.closes() and shims.accumulation.step_log():
+        if shims.stepped() and shims.accumulation.step_log():
             sys.modules['wandb'].log(shims.accumulation.step_log(), step=cb._wandb_step)
     return after_batch
 
 def _tensorboard_step_logs(shims, cb, original):
     def after_batch():
         original()
-        if shims.closes(): shims.add_step_logs(cb.writer.add_scalar, cb.train_iter)
+        if shims.stepped(): shims.add_step_logs(cb.writer.add_scalar, cb.train_iter)
     return after_batch
 
 # %% ../nbs/02_loggers.ipynb #829a3d5a
@@ -98,6 +101,8 @@ def _shims_for(cb, log_accum_batch:bool)->dict:
     if tensorboard_cb and isinstance(cb, tensorboard_cb):
         return {'after_batch': _tensorboard_after_batch if log_accum_batch else _tensorboard_step_logs}
     if isinstance(cb, ParamScheduler) and log_accum_batch: return {'after_batch': _scheduler_after_batch}
+    showgraph_cb = _fastai_class('progress', 'ShowGraphCallback')
+    if showgraph_cb and isinstance(cb, showgraph_cb) and log_accum_batch: return {'after_train': _showgraph_after_train}
     return {}
 
 # %% ../nbs/02_loggers.ipynb #6b30cccc
@@ -106,7 +111,7 @@ class LoggerShims:
     clock = staticmethod(time.perf_counter)
     def __init__(self,
         learn:Learner, # the learner whose logger callbacks are shimmed
-        accumulation:Callback, # the accumulation callback: `closes`, `window_loss`, `window_samples`, `step_log()`
+        accumulation:Callback, # the accumulation callback: `stepped`, `n_micro`, `last_step`, `step_log()`
         log_accum_batch:bool=True # one record per step (True), or fastai's record per micro-batch (False)
     ):
         store_attr()
@@ -128,8 +133,14 @@ class LoggerShims:
         for cb,event in self.overridden: cb.__dict__.pop(event, None)
         self.overridden = []
 
-    def closes(self)->bool: return bool(self.learn.training and self.accumulation.closes)
-    def use_window_loss(self): self.learn.loss = self.accumulation.window_loss
+    def stepped(self)->bool: return bool(self.learn.training and self.accumulation.stepped)
+
+    @contextmanager
+    def window_loss(self):
+        "`learn.loss` is the window's loss for the logger inside, and fastai's again after it"
+        loss,self.learn.loss = self.learn.loss,self.accumulation.last_step.loss
+        try: yield
+        finally: self.learn.loss = loss
 
     def record_step_logs(self, rec):
         for k,v in self.accumulation.step_log().items(): rec.step_logs.setdefault(k, []).append(v)

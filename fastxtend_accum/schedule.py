@@ -11,7 +11,6 @@ from collections import namedtuple
 from fastai.basics import *
 from fastai.callback.schedule import *
 from .accumulation import *
-from .accumulation import _check_size, _check_choice
 
 # %% auto #0
 __all__ = ['round_accum_bs', 'lr_factor', 'ScheduledWindow', 'GradientAccumulationSchedule']
@@ -57,10 +56,7 @@ def _make_annealer(schedule, start_accum_bs, final_accum_bs):
     if not all(map(math.isfinite, ends)): raise ValueError(f"`schedule` gave sizes {ends} at positions 0 and 1: they must be finite")
     return annealer
 
-def _check_micro_batch_size(v):
-    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-        raise ValueError(f"`micro_batch_size` must be a positive int (samples per micro-batch) or None, got {v!r}")
-    return v
+def _check_micro_batch_size(v): return None if v is None else positive_int('micro_batch_size', v)
 
 # %% ../nbs/03_schedule.ipynb #7df94d51
 class ScheduledWindow(namedtuple('ScheduledWindow', 'pct accum_bs samples')):
@@ -85,17 +81,17 @@ class GradientAccumulationSchedule(GradientAccumulation):
         micro_batch_size:int|None=None, # Micro-batch size; read from the training DataLoader's `bs` if not set
         *,
         lr_scale:str|None=None, # Scale each step's learning rate by `accum_bs/final_bs` ('linear'), its square root ('sqrt'), or not (None)
-        remainder:str='step', # A window short of `accum_bs` at an epoch's end: 'step' it, 'drop' it, or 'carry' it on
-        count_items:Callable|None=None, # `f(*yb)`: items the loss averages over in a micro-batch, when not samples
+        remainder:str|None=None, # A window short of `accum_bs` at an epoch's end: 'step', 'drop' or 'carry'; None follows the DataLoader's `drop_last`
+        count_items:Callable|str|None=None, # `f(*yb)`: items the loss averages over; None: read from the loss; 'samples': samples
         reduction:str|None=None, # 'mean' or 'sum'. Read from `loss_func.reduction` if not set, else 'mean'
     ):
-        super().__init__(_check_size('start_accum_bs', start_accum_bs), log_accum_batch=log_accum_batch,
-                         remainder=remainder, count_items=count_items, reduction=reduction)
-        _check_size('final_accum_bs', final_accum_bs)
-        _check_point('start', start), _check_point('finish', finish), _check_micro_batch_size(micro_batch_size)
+        start_accum_bs,final_accum_bs = positive_int('start_accum_bs', start_accum_bs),positive_int('final_accum_bs', final_accum_bs)
+        super().__init__(start_accum_bs, log_accum_batch=log_accum_batch, remainder=remainder, count_items=count_items, reduction=reduction)
+        _check_point('start', start), _check_point('finish', finish)
+        micro_batch_size = _check_micro_batch_size(micro_batch_size)
         if isinstance(start, numbers.Integral)==isinstance(finish, numbers.Integral) and start > finish:
             raise ValueError(f"`start` ({start!r}) must not be after `finish` ({finish!r})")
-        _check_choice('lr_scale', lr_scale, _lr_scales)
+        if lr_scale not in _lr_scales: raise ValueError(f"`lr_scale` must be one of {_lr_scales}, got {lr_scale!r}")
         self.annealer = _make_annealer(schedule, start_accum_bs, final_accum_bs)
         store_attr('start_accum_bs,final_accum_bs,start,finish,schedule,micro_batch_size,lr_scale')
         self.history,self.unscaled_lrs = L(),None
@@ -127,7 +123,7 @@ class GradientAccumulationSchedule(GradientAccumulation):
 
     def before_fit(self):
         super().before_fit()
-        self.span = None  # set when training starts: `validate` and `get_preds` call `before_fit` too
+        if not fit_running(self.learn): self.span = None  # set when training starts: a `validate` inside a fit leaves it
 
     def _check_batch_size(self): pass  # sizes are rounded up to one micro-batch, so any `start_accum_bs` works
 
@@ -138,12 +134,20 @@ class GradientAccumulationSchedule(GradientAccumulation):
         self.micro_bs = self._micro_batch_size()
         self.span = self.fractions(self.n_epoch, clamp=any(isinstance(cb, LRFinder) for cb in self.learn.cbs))
         self.final_bs = round_accum_bs(self.final_accum_bs, self.micro_bs)
+        self._check_sizes()
         self.history,self.unscaled_lrs = L(),None
+
+    def _check_sizes(self):
+        "Every size the schedule can ask for in this fit is finite and positive, checked before the first step"
+        for pct in np.linspace(0, 1, 1001):
+            size = self.target(pct, self.span)
+            if not (math.isfinite(size) and size > 0):
+                raise ValueError(f"`schedule` asks for an accumulation batch size of {size} at {pct:.3f} of training: every size must be a finite number > 0")
 
     def _micro_batch_size(self):
         "`micro_batch_size`, else the training DataLoader's batch size; the two must agree when both are known"
         dl = self.dls.train
-        bs = getattr(dl, 'bs', getattr(dl, 'batch_size', None))
+        bs = loader_batch_size(dl)
         if self.micro_batch_size is None and bs is None:
             raise ValueError("GradientAccumulationSchedule needs the micro-batch size to round window sizes, and the training "
                              f"DataLoader ({type(dl).__name__}) has no batch size: pass `micro_batch_size=`")
@@ -164,7 +168,7 @@ class GradientAccumulationSchedule(GradientAccumulation):
     def before_step(self):
         "When the core lets the window close: record it, and scale the learning rate of its step"
         super().before_step()  # raises CancelBatchException unless this micro-batch closes the window
-        self.history.append(ScheduledWindow(self.start_pct, self.accum_bs, self.window_samples))
+        self.history.append(ScheduledWindow(self.start_pct, self.accum_bs, self.last_step.samples))
         if self.lr_scale is None: return
         factor = lr_factor(self.accum_bs, self.final_bs, self.lr_scale)
         self.unscaled_lrs = [h['lr'] for h in self.opt.hypers]
@@ -199,13 +203,14 @@ def plan(self:GradientAccumulationSchedule,
         )->L: # a `ScheduledWindow` for each window that will step
     "Windows that a fit of `n_epoch` epochs of micro-batches of `sizes` will step"
     micro_bs,span = ifnone(micro_bs, ifnone(self.micro_batch_size, max(sizes, default=1))),self.fractions(n_epoch)
+    remainder = getattr(self, 'policy', None) or self.remainder or 'step'   # the policy of the last fit, else 'step' 
     windows,n = L(),0
     for epoch,(i,size) in itertools.product(range(n_epoch), enumerate(sizes)):
         if n==0: pct = (epoch + i/len(sizes))/n_epoch; accum_bs = round_accum_bs(self.target(pct, span), micro_bs)
         n,last = n+size,i==len(sizes)-1
-        if n>=accum_bs or (last and (self.remainder=='step' or (self.remainder=='carry' and epoch==n_epoch-1))):
+        if n>=accum_bs or (last and (remainder=='step' or (remainder=='carry' and epoch==n_epoch-1))):
             windows.append(ScheduledWindow(pct, accum_bs, n)); n = 0
-        if last and self.remainder=='drop': n = 0
+        if last and remainder=='drop': n = 0
     return windows
 
 # %% ../nbs/03_schedule.ipynb #412f0c58
