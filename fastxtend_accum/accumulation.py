@@ -85,7 +85,7 @@ def weighted_loss(loss:Tensor, # the micro-batch's mean loss
                   ref:float    # items expected in a full window
                  )->Tensor:    # `loss*items/ref`; 0, with a zero gradient, when the micro-batch has no item
     "The micro-batch's loss weighted by its share of the window, safe for a micro-batch with no item (whose mean is NaN)"
-    if isinstance(items, Tensor): return torch.where(items>0, loss*window_weight(items.to(loss.dtype), ref), torch.zeros_like(loss))
+    if isinstance(items, Tensor): return torch.where(items>0, window_weight(loss*items, ref), 0.)   # `loss*items`: in the loss's dtype
     return loss*window_weight(items, ref) if items>0 else loss.nan_to_num(0., 0., 0.)*0.
 
 def window_loss(losses:list,     # each micro-batch's loss, detached
@@ -212,8 +212,16 @@ class GradientAccumulation(Callback):
         if not (count_items is None or count_items=='samples' or callable(count_items)):
             raise TypeError(f"`count_items` must be a function of the targets, 'samples' or None, got {count_items!r}")
         store_attr('n_acc,log_accum_batch,remainder,count_items,reduction')
-        self.warned_batchnorm,self.dropped,self.last_step,self.logger_shims,self.nested = False,0,None,None,0
+        self.warned_batchnorm,self.dropped,self.last_step,self.logger_shims,self.nested,self.world = False,0,None,None,0,1
         install_fit_guard()
+
+    _window_state = {'start_pct', 'stepped', 'reached', 'batch_samples', 'epoch_batches', 'next_global_samples', 'closes', 'nosync',
+                     'pending', 'ref', 'n_micro', 'n_samples', 'global_samples', 'counts', 'losses', 'micro_batches', 'steps',
+                     'epoch_steps', 'last_step'}
+    def __setattr__(self, name, value):
+        "The window's state is set several times a micro-batch: skip fastai's check that the name does not shadow the learner's (~10 us)"
+        if name in self._window_state: object.__setattr__(self, name, value)
+        else: super().__setattr__(name, value)
 
 # %% ../nbs/00_accumulation.ipynb #da01abf3
 @patch
@@ -247,6 +255,7 @@ def _start_training(self:GradientAccumulation):
     self.mean = self._loss_reduction()=='mean'
     self.counter = self._item_counter()
     self.policy = ifnone(self.remainder, default_remainder(self.dl))
+    self.world = self.world_size   # processes, for the fit
     self.opt.zero_grad()
     self.windows_per_epoch = self._plan_windows()
     self.logger_shims.install()   # not in `before_fit`: a later callback's `before_fit` may raise, with no `after_fit`
@@ -315,10 +324,11 @@ def _sum_over_processes(self:GradientAccumulation, *values)->list:
 def before_batch(self:GradientAccumulation):
     "Hold `pct_train` at the window's start (schedulers then set the large-batch step's values); decide if the window closes"
     if self.n_micro==0: self.start_pct = self._window_pct()
-    self.learn.pct_train = self.start_pct
+    learn = self.learn   # learner attributes read directly: through the callback each costs a lookup
+    learn.pct_train = self.start_pct
     self.stepped,self.reached = False,False
     if not self.warned_batchnorm: self._warn_batchnorm()
-    self.batch_samples = find_bs(self.yb)
+    self.batch_samples = find_bs(learn.yb)
     self.epoch_batches += 1
     self._decide_close(self.batch_samples)
 
@@ -326,22 +336,22 @@ def before_batch(self:GradientAccumulation):
 def _decide_close(self:GradientAccumulation, n):
     "Whether this micro-batch closes the window; unless it does, keep DDP from all-reducing its gradients"
     self.next_global_samples = self._count_window(n)
-    self.closes = self.next_global_samples>=self.global_accum_bs or (self._last_of_epoch() and self._steps_remainder())
-    if not self.closes and isinstance(self.model, nn.parallel.DistributedDataParallel):
-        self.nosync = self.model.no_sync()  # before the forward pass, where DDP decides whether backward all-reduces
+    self.closes = self.next_global_samples>=self.accum_bs*self.world or (self._last_of_epoch() and self._steps_remainder())
+    if not self.closes and self.world>1:
+        self.nosync = self.learn.model.no_sync()  # before the forward pass, where DDP decides whether backward all-reduces
         self.nosync.__enter__()
 
 @patch
 def _count_window(self:GradientAccumulation, n):
     "Samples in the window with this micro-batch, all processes together: equal micro-batches, except the last of an epoch"
-    if self.world_size>1 and self._last_of_epoch(): return self._sum_over_processes(self.n_samples+n)[0]
-    return self.global_samples + self.world_size*n
+    if self.world>1 and self._last_of_epoch(): return self._sum_over_processes(self.n_samples+n)[0]
+    return self.global_samples + self.world*n
 
 @patch
-def _last_of_epoch(self:GradientAccumulation): return self.iter==self.n_iter-1
+def _last_of_epoch(self:GradientAccumulation): return self.learn.iter==self.learn.n_iter-1
 
 @patch
-def _steps_remainder(self:GradientAccumulation): return self.policy=='step' or (self.policy=='carry' and self.epoch==self.n_epoch-1)
+def _steps_remainder(self:GradientAccumulation): return self.policy=='step' or (self.policy=='carry' and self.learn.epoch==self.learn.n_epoch-1)
 
 @patch
 def _warn_batchnorm(self:GradientAccumulation):
@@ -359,15 +369,16 @@ def _window_pct(self:GradientAccumulation):
 @patch
 def after_loss(self:GradientAccumulation):
     "Weight the micro-batch's loss by its share of the window; it counts once its gradient reaches the parameters"
-    if self.loss_grad.ndim:
-        raise ValueError(f"GradientAccumulation needs a scalar loss, got one of shape {tuple(self.loss_grad.shape)}: "
+    learn = self.learn
+    n,loss_grad = self.batch_samples,_plain(learn.loss_grad)   # fastai's tensor subclasses make each small op ~5x slower
+    if loss_grad.ndim:
+        raise ValueError(f"GradientAccumulation needs a scalar loss, got one of shape {tuple(loss_grad.shape)}: "
                          f"reduce the loss with 'mean' or 'sum'")
-    n,loss_grad = self.batch_samples,_plain(self.loss_grad)   # fastai's tensor subclasses make each small op ~5x slower
-    items = n if self.counter is None else checked_items(self.counter(*self.yb))
+    items = n if self.counter is None else checked_items(self.counter(*learn.yb))
     if self.ref is None: self.ref = self._reference(n, items)
     if self.mean: loss_grad = weighted_loss(loss_grad, items, self.ref)
-    self.learn.loss_grad = loss_grad   # the tensor whose backward fastai calls: the hook below must be on it
-    self.pending = (n, items, _plain(self.loss).detach())
+    learn.loss_grad = loss_grad   # the tensor whose backward fastai calls: the hook below must be on it
+    self.pending = (n, items, _plain(learn.loss).detach())
     if loss_grad.requires_grad: loss_grad.register_hook(self._reach)
 
 @patch
