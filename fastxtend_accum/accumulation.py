@@ -423,23 +423,23 @@ def before_step(self:GradientAccumulation):
     "Skip the step until the window closes; then rescale its summed gradient to the window's mean"
     if not self.closes: raise CancelBatchException()
     total = self._total_items()
+    global_total = self._sum_over_processes(total)[0] if self.world>1 and self.counter is not None else total*self.world
     self.epoch_steps += 1
-    if not total:
+    if not global_total:   # every process sees the same total: all drop, or none does
         self._drop(f"its {self.n_micro} micro-batch(es) hold no counted item (a window of {self.n_samples} samples whose targets are all ignored)")
         raise CancelBatchException()
-    factor = self._rescale(total)
+    factor = self._rescale(global_total)
     if factor!=1: torch._foreach_mul_([p.grad for p,*_ in self.opt.all_params(with_grad=True)], factor)
     self.last_step = Step(self.n_samples, total, window_loss(self.losses, self.counts, self.mean), self.accum_bs, self.global_samples, self.n_micro)
     self.stepped,self.steps = True,self.steps+1
     self._reset_window()
 
 @patch
-def _rescale(self:GradientAccumulation, total):
+def _rescale(self:GradientAccumulation, global_total):
     "Factor that turns the weighted gradient, averaged over processes by DDP, into the gradient of the whole window"
-    world = self.world_size
-    if not self.mean: return world
-    if world>1: total = self.global_samples if self.counter is None else self._sum_over_processes(total)[0]
-    return world*self.ref/total
+    if not self.mean: return self.world
+    if self.counter is None: global_total = self.global_samples   # samples of all processes: known without a collective
+    return self.world*self.ref/global_total
 
 @patch
 def _total_items(self:GradientAccumulation):
@@ -472,6 +472,7 @@ def _drop(self:GradientAccumulation, why):
 @patch
 def after_train(self:GradientAccumulation):
     "Apply the remainder policy to a window still open, check the epoch's plan, and end `pct_train` where fastai does"
+    if not self.train_open: return   # training was cancelled before this callback's `before_train`
     self._end_train(check_plan=not self.train_cancelled)
     self.learn.pct_train = (self.epoch + self.epoch_batches/max(self.n_iter, 1))/self.n_epoch
 
@@ -486,8 +487,10 @@ def after_epoch(self:GradientAccumulation):
 def _end_train(self:GradientAccumulation, check_plan:bool):
     "Apply the remainder policy to a window still open; compare the epoch with the plan unless it was cancelled"
     self.train_open = False
+    self._commit()        # a micro-batch whose batch was cut short by `CancelTrain`/`CancelEpoch` after its backward
+    self._exit_nosync()
     if self.n_micro and (self.policy=='step' or (self.policy=='carry' and self.epoch==self.n_epoch-1)):
-        if self.world_size>1: self._drop("under DDP a window cut short by a cancelled batch or epoch was never all-reduced, so it cannot be stepped")
+        if self.world>1: self._drop("under DDP a window cut short by a cancelled batch or epoch was never all-reduced, so it cannot be stepped")
         else: self._step_open_window()
     if self.policy=='drop': self._drop("the epoch ended before the window closed (remainder='drop')")
     if check_plan: self._check_plan()

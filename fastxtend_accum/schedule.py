@@ -176,6 +176,11 @@ class GradientAccumulationSchedule(GradientAccumulation):
 
     def after_step(self): self._restore_lr()
 
+    def after_batch(self):
+        "Also when a later callback cancelled the step: the factor never compounds"
+        super().after_batch()
+        self._restore_lr()
+
     def _restore_lr(self):
         "Give back the learning rate the schedulers set, so the factor never compounds"
         if self.unscaled_lrs is not None: self.opt.set_hyper('lr', self.unscaled_lrs)
