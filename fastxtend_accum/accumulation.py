@@ -192,6 +192,8 @@ class Step(NamedTuple):
     accum_bs:int        # the window's `accum_bs`
     global_samples:int  # samples of all processes together
     micro_batches:int   # micro-batches in the window
+    counts:tuple=()     # items of each micro-batch (numbers, or 0-d tensors from `count_items`)
+    weights:tuple=()    # factor each micro-batch's loss was multiplied by before its backward
 
 # %% ../nbs/00_accumulation.ipynb #fb03b067
 class GradientAccumulation(Callback):
@@ -216,7 +218,7 @@ class GradientAccumulation(Callback):
         install_fit_guard()
 
     _window_state = {'start_pct', 'stepped', 'reached', 'batch_samples', 'epoch_batches', 'next_global_samples', 'closes', 'nosync',
-                     'pending', 'ref', 'n_micro', 'n_samples', 'global_samples', 'counts', 'losses', 'micro_batches', 'steps',
+                     'pending', 'ref', 'n_micro', 'n_samples', 'global_samples', 'counts', 'losses', 'weights', 'micro_batches', 'steps',
                      'epoch_steps', 'last_step'}
     def __setattr__(self, name, value):
         "The window's state is set several times a micro-batch: skip fastai's check that the name does not shadow the learner's (~10 us)"
@@ -238,7 +240,7 @@ def before_fit(self:GradientAccumulation):
     self.logger_shims = LoggerShims(self.learn, self, self.log_accum_batch)  # installed when training starts
 
 @patch
-def _reset_window(self:GradientAccumulation): self.n_micro,self.n_samples,self.global_samples,self.counts,self.losses = 0,0,0,[],[]
+def _reset_window(self:GradientAccumulation): self.n_micro,self.n_samples,self.global_samples,self.counts,self.losses,self.weights = 0,0,0,[],[],[]
 
 # %% ../nbs/00_accumulation.ipynb #8951ce83
 @patch
@@ -378,7 +380,7 @@ def after_loss(self:GradientAccumulation):
     if self.ref is None: self.ref = self._reference(n, items)
     if self.mean: loss_grad = weighted_loss(loss_grad, items, self.ref)
     learn.loss_grad = loss_grad   # the tensor whose backward fastai calls: the hook below must be on it
-    self.pending = (n, items, _plain(learn.loss).detach())
+    self.pending = (n, items, _plain(learn.loss).detach(), window_weight(items, self.ref) if self.mean else 1.)
     if loss_grad.requires_grad: loss_grad.register_hook(self._reach)
 
 @patch
@@ -399,12 +401,13 @@ def after_backward(self:GradientAccumulation): self._commit()
 def _commit(self:GradientAccumulation):
     "Count the pending micro-batch if its gradient reached the parameters, else forget it"
     if self.pending is None: return
-    (n,items,loss),self.pending = self.pending,None
+    (n,items,loss,weight),self.pending = self.pending,None
     if not self.reached: return
     self.n_micro,self.n_samples,self.global_samples = self.n_micro+1,self.n_samples+n,self.next_global_samples
     self.micro_batches += 1
     self.counts.append(items)
     self.losses.append(loss)
+    self.weights.append(weight)
 
 @patch
 def after_batch(self:GradientAccumulation):
@@ -430,7 +433,8 @@ def before_step(self:GradientAccumulation):
         raise CancelBatchException()
     factor = self._rescale(global_total)
     if factor!=1: torch._foreach_mul_([p.grad for p,*_ in self.opt.all_params(with_grad=True)], factor)
-    self.last_step = Step(self.n_samples, total, window_loss(self.losses, self.counts, self.mean), self.accum_bs, self.global_samples, self.n_micro)
+    self.last_step = Step(self.n_samples, total, window_loss(self.losses, self.counts, self.mean), self.accum_bs, self.global_samples, self.n_micro,
+                          tuple(self.counts), tuple(self.weights))
     self.stepped,self.steps = True,self.steps+1
     self._reset_window()
 

@@ -56,7 +56,7 @@ def _wandb_after_batch(shims, cb, original):
         seconds,step = shims.clock() - shims.window_start,shims.accumulation.last_step
         sys.modules['wandb'].log({'epoch': cb._wandb_epoch, 'train_loss': cb.smooth_loss, 'raw_loss': step.loss, **hypers,
                                   'train_samples_per_sec': step.samples/seconds,
-                                  **shims.accumulation.step_log()}, step=cb._wandb_step)
+                                  **shims.step_logs()}, step=cb._wandb_step)
     return after_batch
 
 def _tensorboard_after_batch(shims, cb, original):
@@ -77,8 +77,7 @@ def _recorder_step_logs(shims, rec, original):
 def _wandb_step_logs(shims, cb, original):
     def after_batch():
         original()
-        if shims.stepped() and shims.accumulation.step_log():
-            sys.modules['wandb'].log(shims.accumulation.step_log(), step=cb._wandb_step)
+        if shims.stepped() and shims.step_logs(): sys.modules['wandb'].log(shims.step_logs(), step=cb._wandb_step)
     return after_batch
 
 def _tensorboard_step_logs(shims, cb, original):
@@ -142,11 +141,18 @@ class LoggerShims:
         try: yield
         finally: self.learn.loss = loss
 
+    def step_logs(self)->dict:
+        "The values of `step_log()` of the accumulation callback, then of any other callback of the learner that has one"
+        logs = dict(self.accumulation.step_log())
+        for cb in self.learn.cbs:
+            if cb is not self.accumulation and callable(getattr(type(cb), 'step_log', None)): logs.update(cb.step_log())
+        return logs
+
     def record_step_logs(self, rec):
-        for k,v in self.accumulation.step_log().items(): rec.step_logs.setdefault(k, []).append(v)
+        for k,v in self.step_logs().items(): rec.step_logs.setdefault(k, []).append(v)
 
     def add_step_logs(self, add_scalar, step):
-        for k,v in self.accumulation.step_log().items(): add_scalar(k, v, step)
+        for k,v in self.step_logs().items(): add_scalar(k, v, step)
 
 # %% ../nbs/02_loggers.ipynb #93cbbe2a
 def fix_wandb_config()->bool: # True if the bug was there and the fix was applied now
