@@ -6,199 +6,24 @@ Docs: https://fastxtend-accum.github.io/fastxtend_accum/accumulation.html.md"""
 
 # %% ../nbs/00_accumulation.ipynb #4c0a4fc9
 from __future__ import annotations
-import math, numbers, warnings
-from typing import NamedTuple
-import torch.distributed as dist
+import math, warnings
 from fastai.basics import *
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.schedule import LRFinder
-from .loggers import LoggerShims, fix_wandb_config
+from .window import *
+from .items import *
+from .loop import *
+from .loggers import LoggerShims
+from .distributed import processes_of
 
 # %% auto #0
-__all__ = ['positive_int', 'micro_batch_sizes', 'window_sizes', 'default_remainder', 'window_weight', 'checked_items',
-           'weighted_loss', 'window_loss', 'count_targets', 'count_weighted_targets', 'loss_item_counter',
-           'batchnorm_in_training', 'install_fit_guard', 'fit_running', 'loader_batch_size', 'epoch_sizes', 'Step',
-           'GradientAccumulation']
-
-# %% ../nbs/00_accumulation.ipynb #e3fefe40
-def positive_int(name:str,        # the argument's name, for the error message
-                 v,               # the value given: any integral number (int, numpy integer, one-element tensor, 64.0)
-                 zero:bool=False  # accept 0 too
-                )->int:           # `v` as a Python int
-    "`v` as an int if it is a whole number >= 1 (>= 0 with `zero`) and at most 2**53, else a `ValueError` naming it"
-    x = v.item() if isinstance(v, Tensor) and v.numel()==1 and not v.is_floating_point() else v
-    ok = isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_)) and math.isfinite(x) and x==int(x) and (0 if zero else 1) <= x <= 2**53
-    if not ok: raise ValueError(f"`{name}` must be a whole number {'>= 0' if zero else '>= 1'} and at most 2**53 (samples), got {v!r}")
-    return int(x)
-
-# %% ../nbs/00_accumulation.ipynb #761c05df
-def micro_batch_sizes(n:int,               # samples in the dataset
-                      bs:int,              # batch size of the DataLoader
-                      drop_last:bool=False # whether the DataLoader drops a short last batch
-                     )->list:              # size of each micro-batch of one epoch
-    "Sizes of the micro-batches a DataLoader of `n` samples yields in one epoch"
-    sizes = [bs]*(n//bs)
-    if n%bs and not drop_last: sizes.append(n%bs)
-    return sizes
-
-# %% ../nbs/00_accumulation.ipynb #85a8ab7b
-_remainders = ('step','drop','carry')
-
-def window_sizes(sizes:list,          # size of each micro-batch of one epoch
-                 accum_bs:int,        # samples at which a window closes
-                 remainder:str='step' # a short window at the epoch's end: 'step' keeps it, 'drop' leaves it out
-                )->list:              # samples in each window that ends with an optimizer step
-    "Samples in each window of one epoch: a window closes on the first micro-batch at which it holds `>= accum_bs`"
-    if remainder not in _remainders: raise ValueError(f"`remainder` must be one of {_remainders}, got {remainder!r}")
-    windows,n = [],0
-    for size in sizes:
-        n += size
-        if n >= accum_bs: windows,n = windows+[n],0
-    if n and remainder=='step': windows.append(n)
-    return windows
-
-# %% ../nbs/00_accumulation.ipynb #c93c92e1
-def default_remainder(dl)->str: # 'drop' or 'step'
-    "The remainder policy that matches a large-batch DataLoader built like `dl`: 'drop' if it drops its short last batch"
-    return 'drop' if getattr(dl, 'drop_last', False) else 'step'
-
-# %% ../nbs/00_accumulation.ipynb #fd41fd3a
-def window_weight(n:int,   # items in this micro-batch
-                  ref:float # items expected in a full window
-                 )->float: # factor applied to the micro-batch's mean loss before its backward
-    "Weight that turns a micro-batch mean into its share of the window's summed gradient, up to `ref/N`"
-    return n/ref
-
-# %% ../nbs/00_accumulation.ipynb #d32087aa
-def checked_items(items # what `count_items` returned for a micro-batch
-                 ):     # `items`, a number or a 0-d tensor (tensors are checked at the window's close, without a sync now)
-    "A micro-batch's count of items: a number >= 0 or a one-element tensor, else a clear error"
-    if isinstance(items, Tensor) and items.numel()==1 and items.dtype!=torch.bool: return items.reshape(())
-    if isinstance(items, (bool, np.bool_, Tensor)) or not isinstance(items, numbers.Real) or not (math.isfinite(items) and items>=0):
-        raise ValueError(f"`count_items` must return a number >= 0 (int, float or one-element tensor) per micro-batch, got {items!r}")
-    return items
-
-def _plain(x): return x.as_subclass(Tensor) if isinstance(x, Tensor) else x   # a fastai `TensorBase` as a plain tensor
-
-def weighted_loss(loss:Tensor, # the micro-batch's mean loss
-                  items,       # its count of items, a number or a 0-d tensor
-                  ref:float    # items expected in a full window
-                 )->Tensor:    # `loss*items/ref`; 0, with a zero gradient, when the micro-batch has no item
-    "The micro-batch's loss weighted by its share of the window, safe for a micro-batch with no item (whose mean is NaN)"
-    if isinstance(items, Tensor): return torch.where(items>0, window_weight(loss*items, ref), 0.)   # `loss*items`: in the loss's dtype
-    return loss*window_weight(items, ref) if items>0 else loss.nan_to_num(0., 0., 0.)*0.
-
-def window_loss(losses:list,     # each micro-batch's loss, detached
-                counts:list,     # each micro-batch's count of items
-                mean:bool=True   # the loss is a mean (False: a sum)
-               )->Tensor:        # the loss a large batch of the whole window records
-    "The window's loss: the item-weighted mean of its micro-batches' losses, leaving out those without items; or their sum"
-    losses = torch.stack(losses)
-    if not mean: return losses.sum()
-    counts = torch.stack([torch.as_tensor(c).to(losses) for c in counts])
-    return torch.where(counts>0, losses*counts, 0.).sum()/counts.sum()
-
-# %% ../nbs/00_accumulation.ipynb #f603607d
-def count_targets(ignore_index:int=-100, # target value that the loss leaves out (PyTorch's default is -100)
-                  shift:int=0            # positions left out at the start of each target sequence: 1 when the loss shifts the labels (causal LM)
-                 ):
-    "Item counter for `GradientAccumulation(count_items=...)`: targets that are not `ignore_index`, from position `shift` on"
-    shift = positive_int('shift', shift, zero=True)
-    def _count(y, *_): return ((y[:, shift:] if shift else y) != ignore_index).sum()
-    return _count
-
-# %% ../nbs/00_accumulation.ipynb #26fcca6d
-def count_weighted_targets(ignore_index:int=-100,    # target value that the loss leaves out
-                           weight:Tensor|None=None   # class weights of the loss, `None` for none
-                          ):
-    "Item counter for a cross-entropy or NLL loss: the summed class weights of the targets that are not `ignore_index`, what PyTorch divides by"
-    def _count(y, *_):
-        if y.is_floating_point(): return y.shape[0]   # class probabilities: PyTorch averages over samples
-        keep = y != ignore_index
-        if weight is None: return keep.sum()
-        return (weight.to(y.device)[y.masked_fill(~keep, 0)]*keep).sum()   # no `masked_select`: it would sync with the GPU
-    return _count
-
-def loss_item_counter(loss_func)->Callable|None: # an item counter, or `None` when the loss averages over samples
-    "What `loss_func` divides by: PyTorch's `CrossEntropyLoss` and `NLLLoss` (also inside fastai's `CrossEntropyLossFlat`) with mean reduction"
-    loss = getattr(loss_func, 'func', loss_func)   # fastai's `BaseLoss` keeps the PyTorch loss in `func`
-    if not isinstance(loss, (nn.CrossEntropyLoss, nn.NLLLoss)) or loss.reduction!='mean': return None
-    return count_weighted_targets(loss.ignore_index, loss.weight)
-
-# %% ../nbs/00_accumulation.ipynb #24642bfc
-def batchnorm_in_training(model:nn.Module)->list: # names of BatchNorm layers that use batch statistics
-    "BatchNorm layers of `model` that normalize with the statistics of each batch (training mode)"
-    return [name for name,m in model.named_modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
-
-_batchnorm_advice = ("BatchNorm normalizes each micro-batch with its own statistics, so accumulated training cannot equal "
-    "large batches for these layers: {}. Options: use GroupNorm or LayerNorm, freeze BatchNorm statistics "
-    "(eval mode for those layers), or use micro-batches large enough for stable statistics. "
-    "`BatchNormWindowStats()` (fastxtend_accum.batchnorm) makes the running statistics take one update per window, "
-    "as a large batch would; `check_accumulation(learn)` (fastxtend_accum.checker) measures the difference.")
-
-# %% ../nbs/00_accumulation.ipynb #67cf8f89
-def install_fit_guard():
-    "Make `Learner._do_fit` count the fits running and call `after_fit_exception` on callbacks when an exception escapes"
-    if getattr(Learner._do_fit, 'guarded', False): return
-    unguarded = Learner._do_fit
-    def _do_fit(self):
-        self.fits_running = getattr(self, 'fits_running', 0) + 1
-        try: unguarded(self)
-        except CancelFitException: raise
-        except BaseException:
-            for cb in self.cbs:
-                if hasattr(cb, 'after_fit_exception'): cb.after_fit_exception()
-            raise
-        finally: self.fits_running -= 1
-    _do_fit.guarded,_do_fit.__doc__ = True,"fastai's `_do_fit`, counting the fits running and calling `after_fit_exception` on callbacks when an exception escapes"
-    Learner._do_fit = _do_fit
-
-def fit_running(learn:Learner)->bool: # True inside a fit's epochs, where `validate` or `get_preds` fire a nested `before_fit`
-    "Whether `learn` is inside the epochs of a `fit` (needs `install_fit_guard`)"
-    return getattr(learn, 'fits_running', 0) > 0
-
-# %% ../nbs/00_accumulation.ipynb #88010ce2
-def _check_choice(name, v, allowed):
-    if v not in allowed: raise ValueError(f"`{name}` must be one of {allowed}, got {v!r}")
-    return v
-
-def _samples_per_epoch(dl):
-    "Samples `dl` yields per epoch in this process; fastai's `DistributedDL` pads the dataset to a multiple of the processes and splits it"
-    if hasattr(dl, 'world_size') and hasattr(dl, 'dl'): return math.ceil(_samples_per_epoch(dl.dl)/dl.world_size)  # before it pads (`n_padded`)
-    if hasattr(dl, 'n'): return dl.n
-    sampler = getattr(dl, 'sampler', None)
-    return len(sampler) if hasattr(sampler, '__len__') else None
-
-def loader_batch_size(dl)->int|None:
-    "Batch size of a fastai (`bs`) or PyTorch (`batch_size`) DataLoader, `None` if it batches otherwise"
-    return getattr(dl, 'bs', None) or getattr(dl, 'batch_size', None)
-
-def epoch_sizes(dl)->list|None: # samples of each micro-batch of one epoch, `None` when they cannot be known
-    "Sizes of the batches `dl` yields in an epoch, from its length and batch size"
-    n,bs = _samples_per_epoch(dl),loader_batch_size(dl)
-    try: n_batches = len(dl)
-    except TypeError: return None
-    if n is None or bs is None: return None
-    last = min(n, n_batches*bs) - (n_batches-1)*bs
-    return [] if n_batches==0 else [bs]*(n_batches-1) + [last] if last>0 else None
-
-# %% ../nbs/00_accumulation.ipynb #590fba3a
-class Step(NamedTuple):
-    "What one optimizer step of `GradientAccumulation` held"
-    samples:int         # samples in the window, this process
-    items:float         # items the loss averaged over (samples when it averages over samples)
-    loss:Tensor         # the window's loss as a large batch computes it: the item-weighted mean (the sum for a summed loss)
-    accum_bs:int        # the window's `accum_bs`
-    global_samples:int  # samples of all processes together
-    micro_batches:int   # micro-batches in the window
-    counts:tuple=()     # items of each micro-batch (numbers, or 0-d tensors from `count_items`)
-    weights:tuple=()    # factor each micro-batch's loss was multiplied by before its backward
+__all__ = ['GradientAccumulation']
 
 # %% ../nbs/00_accumulation.ipynb #fb03b067
 class GradientAccumulation(Callback):
     "Accumulate gradients of micro-batches and step once per `accum_bs` samples, exactly as one batch of the window"
     order,run_valid = MixedPrecision.order-4,False
+    fixed_windows = True  # every window has the same `accum_bs`, so each epoch's steps are planned (the schedule sets False)
     def __init__(self,
         accum_bs:int|None=None, # Samples per optimizer step (per process). Defaults to `n_acc` if not set
         n_acc:int=32, # Default `accum_bs` value. Used for compatibility with fastai
@@ -209,20 +34,18 @@ class GradientAccumulation(Callback):
         reduction:str|None=None, # 'mean' or 'sum'. Read from `loss_func.reduction` if not set, else 'mean'
     ):
         self.accum_bs = positive_int('n_acc', n_acc) if accum_bs is None else positive_int('accum_bs', accum_bs)
-        if remainder is not None: _check_choice('remainder', remainder, _remainders)
-        if reduction is not None: _check_choice('reduction', reduction, ('mean','sum'))
+        if remainder is not None: check_choice('remainder', remainder, ('step','drop','carry'))
+        if reduction is not None: check_choice('reduction', reduction, ('mean','sum'))
         if not (count_items is None or count_items=='samples' or callable(count_items)):
             raise TypeError(f"`count_items` must be a function of the targets, 'samples' or None, got {count_items!r}")
         store_attr('n_acc,log_accum_batch,remainder,count_items,reduction')
-        self.warned_batchnorm,self.dropped,self.last_step,self.logger_shims,self.nested,self.world = False,0,None,None,0,1
+        self.window,self.last_step,self.batch_step,self.shims,self.nested,self.dropped,self.warned_batchnorm = None,None,None,None,0,0,False
         install_fit_guard()
 
-    _window_state = {'start_pct', 'stepped', 'reached', 'batch_samples', 'epoch_batches', 'next_global_samples', 'closes', 'nosync',
-                     'pending', 'ref', 'n_micro', 'n_samples', 'global_samples', 'counts', 'losses', 'weights', 'micro_batches', 'steps',
-                     'epoch_steps', 'last_step'}
+    _per_batch = {'start_pct', 'batch_step', 'reached', 'samples_after', 'closes', 'nosync', 'pending', 'micro_batches', 'steps', 'last_step'}
     def __setattr__(self, name, value):
-        "The window's state is set several times a micro-batch: skip fastai's check that the name does not shadow the learner's (~10 us)"
-        if name in self._window_state: object.__setattr__(self, name, value)
+        "Set several times a micro-batch: skip fastai's check that the name does not shadow the learner's (~10 us)"
+        if name in self._per_batch: object.__setattr__(self, name, value)
         else: super().__setattr__(name, value)
 
 # %% ../nbs/00_accumulation.ipynb #da01abf3
@@ -230,184 +53,119 @@ class GradientAccumulation(Callback):
 def before_fit(self:GradientAccumulation):
     "Start a fit from an empty window; a `validate` or `get_preds` inside a fit leaves the open window alone"
     if fit_running(self.learn): self.nested += 1; return
-    self.nested = 0   # `validate` calls inside this fit that are running: their `after_epoch` and `after_fit` are not this fit's
-    if self.logger_shims is not None: self.logger_shims.remove()  # left by a fit whose `after_fit` did not reach this callback
-    self.started,self.finished,self.windows_per_epoch,self.ref,self.nosync = False,False,None,None,None
-    self.dropped,self.drop_warned,self.steps,self.micro_batches,self.last_step = 0,False,0,0,None
-    self.stepped,self.closes,self.pending,self.train_open = False,False,None,False
-    self._reset_window()
-    fix_wandb_config()   # before `WandbCallback.before_fit`, which crashes without it on fastai 2.8.12
-    self.logger_shims = LoggerShims(self.learn, self, self.log_accum_batch)  # installed when training starts
-
-@patch
-def _reset_window(self:GradientAccumulation): self.n_micro,self.n_samples,self.global_samples,self.counts,self.losses,self.weights = 0,0,0,[],[],[]
+    if self.shims is not None: self.shims.remove()  # left by a fit whose `after_fit` did not reach this callback
+    self.nested,self.window,self.last_step,self.batch_step,self.pending,self.nosync = 0,None,None,None,None,None
+    self.steps,self.micro_batches,self.dropped,self.drop_warned,self.train_open,self.finished = 0,0,0,False,False,False
+    self.shims = LoggerShims(self)   # applies the W&B config fix now, before `WandbCallback.before_fit`; installed when training starts
 
 # %% ../nbs/00_accumulation.ipynb #8951ce83
 @patch
 def before_train(self:GradientAccumulation):
-    "Check the set-up when the fit starts training, before any weight changes; then open the epoch"
-    if not self.started: self._start_training()
-    self.epoch_steps,self.epoch_batches,self.train_open,self.train_cancelled = 0,0,True,False
+    "At the fit's first training epoch, check the set-up and open the fit's window; then open the epoch"
+    if self.window is None: self._start_training()
+    self.clock.start_epoch()
+    self.train_open,self.train_cancelled = True,False
 
 @patch
 def _start_training(self:GradientAccumulation):
-    "At the fit's first training epoch: check the set-up, plan the epoch's windows, hand the loggers their shims"
     self._check_alone()
-    self._check_batch_size()
-    self.mean = self._loss_reduction()=='mean'
-    self.counter = self._item_counter()
-    self.policy = ifnone(self.remainder, default_remainder(self.dl))
-    self.world = self.world_size   # processes, for the fit
+    mean = loss_reduction(self.loss_func, self.reduction)=='mean'
+    self.counter,self.processes = item_counter(self.loss_func, self.count_items, mean),processes_of(self.learn)
+    window = Window(self.accum_bs, ifnone(self.remainder, default_remainder(self.dl)), self.processes.world, mean)
+    window.items_per_sample = 1. if self.counter is None else None   # read from the fit's first micro-batch
     self.opt.zero_grad()
-    self.windows_per_epoch = self._plan_windows()
-    self.logger_shims.install()   # not in `before_fit`: a later callback's `before_fit` may raise, with no `after_fit`
-    self.started = True
+    self.window,self.clock = window,StepClock(self._plan(window) if self.fixed_windows else None)
+    self.shims.install()   # not in `before_fit`: a later callback's `before_fit` may raise, with no `after_fit`
 
 @patch
 def _check_alone(self:GradientAccumulation):
+    "One accumulation callback, whose `accum_bs` holds a micro-batch"
     others = [type(cb).__name__ for cb in self.learn.cbs if cb is not self and 'GradientAccumulation' in type(cb).__name__]
     if others: raise ValueError(f"the learner has more than one gradient accumulation callback ({', '.join(others)} besides this "
                                 f"{type(self).__name__}): each would weight and step the same gradients; keep one")
-
-@patch
-def _check_batch_size(self:GradientAccumulation):
     bs = loader_batch_size(self.dl)
-    if bs is not None and bs > self.accum_bs:
+    if self.fixed_windows and bs is not None and bs > self.accum_bs:
         raise ValueError(f"accum_bs={self.accum_bs} is smaller than the training DataLoader's batch size {bs}: "
                          f"use accum_bs >= {bs}, or a smaller batch size")
 
 @patch
-def _loss_reduction(self:GradientAccumulation):
-    reduction = self.reduction or getattr(self.loss_func, 'reduction', None) or 'mean'
-    if reduction=='batchmean': return 'mean'
-    if reduction not in ('mean','sum'):
-        raise ValueError(f"GradientAccumulation cannot weight a loss with reduction={reduction!r}: "
-                         f"the loss must be reduced with 'mean' or 'sum' (pass `reduction=` for a custom loss)")
-    return reduction
+def _plan(self:GradientAccumulation, window):
+    "(steps, micro-batches) per epoch of all processes together, from what the training DataLoader yields; `None` when unknown"
+    sizes = epoch_sizes(self.dl)
+    if not sizes or window.remainder=='carry': return None
+    world = self.processes.world
+    sizes = [world*s for s in sizes[:-1]] + self.processes.sum(sizes[-1])   # the last micro-batches can differ between processes
+    return len(window_sizes(sizes, world*window.accum_bs, window.remainder)), len(sizes)
 
-@patch
-def _item_counter(self:GradientAccumulation):
-    "The user's `count_items`, else what the loss divides by (`loss_item_counter`); `None` counts samples"
-    if self.count_items=='samples' or not self.mean: return None
-    if self.count_items is not None: return self.count_items
-    counter = loss_item_counter(self.loss_func)
-    return None if counter is None else lambda *yb: counter(*map(_plain, yb))
+def _plain(x): return x.as_subclass(Tensor) if isinstance(x, Tensor) else x   # a fastai `TensorBase` as a plain tensor
 
 # %% ../nbs/00_accumulation.ipynb #77ce7027
 @patch
-def _plan_windows(self:GradientAccumulation):
-    "Windows per epoch of all processes together, from what the training DataLoader yields; `None` when unknown"
-    sizes,world = epoch_sizes(self.dl),self.world_size
-    if self.policy=='carry' or not sizes: return None
-    if world>1: sizes = [world*s for s in sizes[:-1]] + self._sum_over_processes(sizes[-1])
-    self.planned = (len(window_sizes(sizes, self.global_accum_bs, self.policy)), len(sizes))
-    return self.planned[0]
-
-@patch(as_prop=True)
-def world_size(self:GradientAccumulation)->int:
-    "Processes whose gradients DDP averages: those of the model's process group, 1 without `DistributedDataParallel`"
-    model = getattr(self.learn, 'model', None)
-    return dist.get_world_size(model.process_group) if isinstance(model, nn.parallel.DistributedDataParallel) else 1
-
-@patch(as_prop=True)
-def global_accum_bs(self:GradientAccumulation)->int:
-    "Samples of all processes together in a full window"
-    return self.accum_bs*self.world_size
+def next_accum_bs(self:GradientAccumulation, pct:float)->int:
+    "`accum_bs` of the window opening at `pct` of training: fixed here; `GradientAccumulationSchedule` overrides it"
+    return self.accum_bs
 
 @patch
-def _sum_over_processes(self:GradientAccumulation, *values)->list:
-    "Sum of each of `values` over the processes of the DDP model, in one collective"
-    counts = torch.tensor([float(v) for v in values], dtype=torch.float64, device=next(self.model.parameters()).device)
-    dist.all_reduce(counts, group=self.model.process_group)
-    return [int(v) if v==int(v) else v for v in counts.tolist()]
+def _open_window(self:GradientAccumulation):
+    self.start_pct = self.clock.pct(self.epoch, self.n_epoch, self.iter, self.n_iter)
+    self.window.accum_bs = positive_int('accum_bs', self.next_accum_bs(self.start_pct))
+    if not self.warned_batchnorm:
+        self.warned_batchnorm,names = True,batchnorm_in_training(self.model)
+        if names: warnings.warn(batchnorm_advice(names))
 
 # %% ../nbs/00_accumulation.ipynb #e30b6436
 @patch
 def before_batch(self:GradientAccumulation):
-    "Hold `pct_train` at the window's start (schedulers then set the large-batch step's values); decide if the window closes"
-    if self.n_micro==0: self.start_pct = self._window_pct()
-    learn = self.learn   # learner attributes read directly: through the callback each costs a lookup
+    "Hold `pct_train` at the window's start; decide whether this micro-batch closes the window"
+    learn,window = self.learn,self.window   # learner attributes read directly: through the callback each costs a lookup
+    if not window.n_micro: self._open_window()
     learn.pct_train = self.start_pct
-    self.stepped,self.reached = False,False
-    if not self.warned_batchnorm: self._warn_batchnorm()
-    self.batch_samples = find_bs(learn.yb)
-    self.epoch_batches += 1
-    self._decide_close(self.batch_samples)
-
-@patch
-def _decide_close(self:GradientAccumulation, n):
-    "Whether this micro-batch closes the window; unless it does, keep DDP from all-reducing its gradients"
-    self.next_global_samples = self._count_window(n)
-    self.closes = self.next_global_samples>=self.accum_bs*self.world or (self._last_of_epoch() and self._steps_remainder())
-    if not self.closes and self.world>1:
-        self.nosync = self.learn.model.no_sync()  # before the forward pass, where DDP decides whether backward all-reduces
+    self.batch_step,self.reached = None,False
+    n,epoch_end = find_bs(learn.yb),learn.iter==learn.n_iter-1
+    self.clock.batches += 1
+    self.samples_after = self.processes.sum(window.samples+n)[0] if epoch_end else window.global_samples+window.world*n
+    self.closes = window.closes(self.samples_after, epoch_end, learn.epoch==learn.n_epoch-1)
+    if not self.closes:
+        self.nosync = self.processes.no_sync()  # before the forward pass, where DDP decides whether backward all-reduces
         self.nosync.__enter__()
-
-@patch
-def _count_window(self:GradientAccumulation, n):
-    "Samples in the window with this micro-batch, all processes together: equal micro-batches, except the last of an epoch"
-    if self.world>1 and self._last_of_epoch(): return self._sum_over_processes(self.n_samples+n)[0]
-    return self.global_samples + self.world*n
-
-@patch
-def _last_of_epoch(self:GradientAccumulation): return self.learn.iter==self.learn.n_iter-1
-
-@patch
-def _steps_remainder(self:GradientAccumulation): return self.policy=='step' or (self.policy=='carry' and self.learn.epoch==self.learn.n_epoch-1)
-
-@patch
-def _warn_batchnorm(self:GradientAccumulation):
-    self.warned_batchnorm = True
-    names = batchnorm_in_training(self.model)
-    if names: warnings.warn(_batchnorm_advice.format(', '.join(names[:5]) + (' ...' if len(names)>5 else '')))
-
-@patch
-def _window_pct(self:GradientAccumulation):
-    "Large-batch `pct_train` of this window's step, or the micro-batch one when the epoch's windows are not known"
-    done = self.epoch_steps/self.windows_per_epoch if self.windows_per_epoch else self.iter/self.n_iter
-    return (self.epoch + done)/self.n_epoch
 
 # %% ../nbs/00_accumulation.ipynb #6700ffd1
 @patch
 def after_loss(self:GradientAccumulation):
-    "Weight the micro-batch's loss by its share of the window; it counts once its gradient reaches the parameters"
-    learn = self.learn
-    n,loss_grad = self.batch_samples,_plain(learn.loss_grad)   # fastai's tensor subclasses make each small op ~5x slower
+    "Add the micro-batch to the window, and weight its loss by its share of the window"
+    learn,window = self.learn,self.window
+    loss_grad = _plain(learn.loss_grad)   # fastai's tensor subclasses make each small op ~5x slower
     if loss_grad.ndim:
         raise ValueError(f"GradientAccumulation needs a scalar loss, got one of shape {tuple(loss_grad.shape)}: "
                          f"reduce the loss with 'mean' or 'sum'")
+    n = find_bs(learn.yb)
     items = n if self.counter is None else checked_items(self.counter(*learn.yb))
-    if self.ref is None: self.ref = self._reference(n, items)
-    if self.mean: loss_grad = weighted_loss(loss_grad, items, self.ref)
+    if window.items_per_sample is None: window.items_per_sample = self._items_per_sample(n, items)
+    self.pending = (n, window.global_samples)
+    weight = window.add(n, items, _plain(learn.loss).detach(), self.samples_after)
+    if window.mean: loss_grad = weighted_loss(loss_grad, weight)
     learn.loss_grad = loss_grad   # the tensor whose backward fastai calls: the hook below must be on it
-    self.pending = (n, items, _plain(learn.loss).detach(), window_weight(items, self.ref) if self.mean else 1.)
     if loss_grad.requires_grad: loss_grad.register_hook(self._reach)
 
 @patch
 def _reach(self:GradientAccumulation, grad): self.reached = True
 
 @patch
-def _reference(self:GradientAccumulation, n, items):
-    "Items a full window is expected to hold: `accum_bs` samples, times items per sample when counting items (one sync per fit)"
-    if self.counter is None: return self.accum_bs
-    items = float(items)
-    if self.world_size>1: items,n = self._sum_over_processes(items, n)  # the same on every process
-    return self.accum_bs*items/n if items>0 else self.accum_bs
+def _items_per_sample(self:GradientAccumulation, n, items):
+    "Items per sample of the fit's first micro-batch, all processes together (one sync per fit): sets the window's `ref`"
+    items,n = self.processes.sum(float(items), n)
+    return items/n if items>0 else 1.
 
 @patch
 def after_backward(self:GradientAccumulation): self._commit()
 
 @patch
 def _commit(self:GradientAccumulation):
-    "Count the pending micro-batch if its gradient reached the parameters, else forget it"
+    "The pending micro-batch stays in the window if its gradient reached the parameters, else it leaves"
     if self.pending is None: return
-    (n,items,loss,weight),self.pending = self.pending,None
-    if not self.reached: return
-    self.n_micro,self.n_samples,self.global_samples = self.n_micro+1,self.n_samples+n,self.next_global_samples
-    self.micro_batches += 1
-    self.counts.append(items)
-    self.losses.append(loss)
-    self.weights.append(weight)
+    (n,before),self.pending = self.pending,None
+    if self.reached: self.micro_batches += 1
+    else: self.window.pop(n, before)
 
 @patch
 def after_batch(self:GradientAccumulation):
@@ -425,52 +183,34 @@ def _exit_nosync(self:GradientAccumulation):
 def before_step(self:GradientAccumulation):
     "Skip the step until the window closes; then rescale its summed gradient to the window's mean"
     if not self.closes: raise CancelBatchException()
-    total = self._total_items()
-    global_total = self._sum_over_processes(total)[0] if self.world>1 and self.counter is not None else total*self.world
-    self.epoch_steps += 1
-    if not global_total:   # every process sees the same total: all drop, or none does
-        self._drop(f"its {self.n_micro} micro-batch(es) hold no counted item (a window of {self.n_samples} samples whose targets are all ignored)")
+    window = self.window
+    items = window.total_items()
+    global_items = window.global_samples if self.counter is None else self.processes.sum(items)[0]
+    self.clock.steps += 1
+    if not global_items:   # every process sees the same total: all drop, or none does
+        self._drop(f"its {window.n_micro} micro-batch(es) hold no counted item (a window of {window.samples} samples whose targets are all ignored)")
         raise CancelBatchException()
-    factor = self._rescale(global_total)
+    factor = window.rescale(global_items)
     if factor!=1: torch._foreach_mul_([p.grad for p,*_ in self.opt.all_params(with_grad=True)], factor)
-    self.last_step = Step(self.n_samples, total, window_loss(self.losses, self.counts, self.mean), self.accum_bs, self.global_samples, self.n_micro,
-                          tuple(self.counts), tuple(self.weights))
-    self.stepped,self.steps = True,self.steps+1
-    self._reset_window()
-
-@patch
-def _rescale(self:GradientAccumulation, global_total):
-    "Factor that turns the weighted gradient, averaged over processes by DDP, into the gradient of the whole window"
-    if not self.mean: return self.world
-    if self.counter is None: global_total = self.global_samples   # samples of all processes: known without a collective
-    return self.world*self.ref/global_total
-
-@patch
-def _total_items(self:GradientAccumulation):
-    "Items in the window, checking counts that came back as tensors (one host sync per window)"
-    if not any(isinstance(c, Tensor) for c in self.counts): return sum(self.counts)
-    counts = torch.stack([c.double() for c in self.counts if isinstance(c, Tensor)]).tolist()
-    counts += [c for c in self.counts if not isinstance(c, Tensor)]
-    if not all(math.isfinite(c) and c>=0 for c in counts):
-        raise ValueError(f"`count_items` returned {counts} for the micro-batches of a window: each must be a number >= 0")
-    return sum(counts)
+    self.last_step = self.batch_step = window.close(items, self.start_pct)
+    self.steps += 1
 
 @patch
 def step_log(self:GradientAccumulation)->dict:
-    "Extra values the loggers record with each optimizer step (subclasses add theirs)"
-    return {'global_batch': self.last_step.global_samples} if self.world_size>1 else {}
+    "Values the loggers record with each optimizer step, read from `last_step` (subclasses add theirs)"
+    return self.processes.step_log(self.last_step)
 
 @patch
 def _drop(self:GradientAccumulation, why):
     "Discard the gradients of the open window, and say so (once per fit)"
-    if not self.n_micro: return
+    if not self.window.n_micro: return
     self.opt.zero_grad()
-    self.dropped += self.n_samples
+    self.dropped += self.window.samples
     if not self.drop_warned and not any(isinstance(cb, LRFinder) for cb in self.learn.cbs):
-        warnings.warn(f"GradientAccumulation dropped the gradients of {self.n_samples} samples: {why}. "
+        warnings.warn(f"GradientAccumulation dropped the gradients of {self.window.samples} samples: {why}. "
                       "Said once per fit; `dropped` counts all the samples dropped")
         self.drop_warned = True
-    self._reset_window()
+    self.window.clear()
 
 # %% ../nbs/00_accumulation.ipynb #45d46cc0
 @patch
@@ -478,7 +218,7 @@ def after_train(self:GradientAccumulation):
     "Apply the remainder policy to a window still open, check the epoch's plan, and end `pct_train` where fastai does"
     if not self.train_open: return   # training was cancelled before this callback's `before_train`
     self._end_train(check_plan=not self.train_cancelled)
-    self.learn.pct_train = (self.epoch + self.epoch_batches/max(self.n_iter, 1))/self.n_epoch
+    self.learn.pct_train = (self.epoch + self.clock.batches/max(self.n_iter, 1))/self.n_epoch
 
 @patch
 def after_epoch(self:GradientAccumulation):
@@ -488,19 +228,20 @@ def after_epoch(self:GradientAccumulation):
     if self.epoch==self.n_epoch-1: self._end_fit("the fit ended before the window closed")
 
 @patch
+def after_cancel_train(self:GradientAccumulation): self.train_cancelled = True
+
+@patch
 def _end_train(self:GradientAccumulation, check_plan:bool):
     "Apply the remainder policy to a window still open; compare the epoch with the plan unless it was cancelled"
     self.train_open = False
     self._commit()        # a micro-batch whose batch was cut short by `CancelTrain`/`CancelEpoch` after its backward
     self._exit_nosync()
-    if self.n_micro and (self.policy=='step' or (self.policy=='carry' and self.epoch==self.n_epoch-1)):
-        if self.world>1: self._drop("under DDP a window cut short by a cancelled batch or epoch was never all-reduced, so it cannot be stepped")
-        else: self._step_open_window()
-    if self.policy=='drop': self._drop("the epoch ended before the window closed (remainder='drop')")
-    if check_plan: self._check_plan()
-
-@patch
-def after_cancel_train(self:GradientAccumulation): self.train_cancelled = True
+    window = self.window
+    if window.n_micro and window.steps_remainder(self.epoch==self.n_epoch-1):
+        if self.processes.steps_cut_windows: self._step_open_window()
+        else: self._drop("under DDP a window cut short by a cancelled batch or epoch was never all-reduced, so it cannot be stepped")
+    if window.remainder=='drop': self._drop("the epoch ended before the window closed (remainder='drop')")
+    if check_plan: self.clock.end_epoch()
 
 @patch
 def _step_open_window(self:GradientAccumulation):
@@ -513,16 +254,6 @@ def _step_open_window(self:GradientAccumulation):
     except CancelBatchException: return   # the window held no counted item: dropped
     self.learn('after_step')
     self.opt.zero_grad()
-
-@patch
-def _check_plan(self:GradientAccumulation):
-    "When an epoch took other windows than planned, say so once and hold `pct_train` on the micro-batch clock instead"
-    if self.windows_per_epoch is None: return
-    steps,batches = self.planned
-    if (self.epoch_steps,self.epoch_batches)==(steps,batches): return
-    warnings.warn(f"GradientAccumulation planned {steps} optimizer steps over {batches} micro-batches per epoch, and this epoch "
-                  f"took {self.epoch_steps} over {self.epoch_batches}: schedules now follow the micro-batches instead of the large-batch steps")
-    self.windows_per_epoch = None
 
 @patch
 def after_cancel_fit(self:GradientAccumulation): self._end_fit("the fit was cancelled before the window closed")
@@ -539,12 +270,12 @@ def after_fit_exception(self:GradientAccumulation): self._end_fit("the fit raise
 @patch
 def _end_fit(self:GradientAccumulation, why):
     "Drop an open window, leave no gradient, give the loggers back, say if no step happened; once per fit"
-    if self.logger_shims is not None: self.logger_shims.remove()
-    if not getattr(self, 'started', False) or self.finished: return
+    if self.shims is not None: self.shims.remove()
+    if self.window is None or self.finished: return
     self.finished = True
     self._exit_nosync()
     self._drop(why)
     if self.opt is not None: self.opt.zero_grad()  # also a closed window whose step another callback interrupted
     if self.micro_batches and not self.steps:
         warnings.warn(f"GradientAccumulation took no optimizer step in this fit: {self.micro_batches} micro-batch(es) never "
-                      f"filled a window of accum_bs={self.accum_bs} samples (remainder={self.policy!r}); the weights did not change")
+                      f"filled a window of accum_bs={self.window.accum_bs} samples (remainder={self.window.remainder!r}); the weights did not change")

@@ -7,7 +7,8 @@ Docs: https://fastxtend-accum.github.io/fastxtend_accum/batchnorm.html.md"""
 # %% ../nbs/05a_batchnorm.ipynb #9def298b
 from __future__ import annotations
 from fastai.basics import *
-from .accumulation import GradientAccumulation, install_fit_guard, fit_running
+from .accumulation import GradientAccumulation
+from .loop import install_fit_guard, fit_running
 
 # %% auto #0
 __all__ = ['channel_moments', 'merge_moments', 'window_update', 'BatchNormWindowStats']
@@ -88,7 +89,7 @@ class BatchNormWindowStats(Callback):
         if self.training: self._update()
 
     def _update(self):
-        if self.start is None or not self.accumulation.stepped: return
+        if self.start is None or self.accumulation.batch_step is None: return
         for bn,start in self.start.items():
             if bn in self.moments: window_update(bn, start, self.moments[bn])
         self.start = None
@@ -104,7 +105,7 @@ class BatchNormWindowStats(Callback):
         self._update()
         if self.start is None: return
         for bn,start in self.start.items(): _put(bn, start)
-        if self.accumulation.policy!='carry': self.start = None
+        if self.accumulation.window.remainder!='carry': self.start = None
 
     def after_fit(self):
         "Leave out a window that did not close, and remove the hooks"

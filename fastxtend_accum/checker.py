@@ -12,8 +12,10 @@ import numpy as np
 from fastai.basics import *
 from copy import deepcopy
 from fastai.callback.training import GradientAccumulation as FastaiGradientAccumulation
-from .accumulation import (loader_batch_size, positive_int, GradientAccumulation, batchnorm_in_training, count_targets,
-                                          loss_item_counter, default_remainder, micro_batch_sizes, window_sizes)
+from .window import positive_int, default_remainder, micro_batch_sizes, window_sizes
+from .items import count_targets, loss_item_counter
+from .loop import loader_batch_size, batchnorm_in_training
+from .accumulation import GradientAccumulation
 
 # %% auto #0
 __all__ = ['kept_random_state', 'take_window', 'concat_batches', 'dropout_in_training', 'gradient_difference',
@@ -353,9 +355,9 @@ def _accumulation(learn, accum_bs):
     if found is None:
         if accum_bs is None: raise ValueError("`learn` has no GradientAccumulation callback: pass `accum_bs`")
         return GradientAccumulation(accum_bs)
-    if type(found) is not GradientAccumulation and isinstance(found, GradientAccumulation):
-        # a subclass such as `GradientAccumulationSchedule` changes `accum_bs` between windows: check one window of its first size
-        size,bs = ifnone(accum_bs, getattr(found, 'start_accum_bs', found.accum_bs)),loader_batch_size(learn.dls.train)
+    if isinstance(found, GradientAccumulation) and not found.fixed_windows:
+        # its `accum_bs` changes between windows (`GradientAccumulationSchedule`): check one window of its first size
+        size,bs = ifnone(accum_bs, found.accum_bs),loader_batch_size(learn.dls.train)
         if bs: size = max(bs, size//bs*bs)
         return GradientAccumulation(size, remainder=found.remainder, count_items=found.count_items, reduction=found.reduction)
     cb = deepcopy(found, {id(learn): None})

@@ -12,6 +12,7 @@ from fastcore.script import call_parse
 from matplotlib.figure import Figure
 from sklearn.datasets import load_digits
 from .accumulation import GradientAccumulation
+from .window import positive_int, plan_windows
 from .reference import tiny_dls, tiny_mlp, flat_params
 
 # %% auto #0
@@ -32,8 +33,8 @@ def digits_data(n_valid:int=360 # samples held out for validation
 def window_bs(micro_bs:int, # samples per micro-batch
               accum_bs:int  # samples at which a window closes
              )->int:        # samples in each full window
-    "Samples per optimizer step with micro-batches of `micro_bs` accumulated to `accum_bs`"
-    return -(-accum_bs//micro_bs)*micro_bs
+    "Samples per optimizer step with micro-batches of `micro_bs` accumulated to `accum_bs`: the first window of `plan_windows`"
+    return plan_windows([micro_bs]*math.ceil(accum_bs/micro_bs), accum_bs)[0].samples
 
 # %% ../nbs/06_demo.ipynb #62304f32
 class StepLosses(Callback):
@@ -124,13 +125,9 @@ def plot_losses(runs:dict, # two runs, name -> trained `Learner` with `StepLosse
     return fig
 
 # %% ../nbs/06_demo.ipynb #ec88f23a
-def _check_positive_int(name, v):
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-
 def check_options(micro_bs:int, accum_bs:int, epochs:int, lr:float, seed:int, threads:int, png:Path):
     "Raise a `ValueError` naming the first option that is out of range, and what is allowed"
-    for name,v in dict(micro_bs=micro_bs, accum_bs=accum_bs, epochs=epochs, threads=threads).items(): _check_positive_int(name, v)
+    for name,v in dict(micro_bs=micro_bs, accum_bs=accum_bs, epochs=epochs, threads=threads).items(): positive_int(name, v)
     if accum_bs < micro_bs: raise ValueError(f"accum_bs must be at least micro_bs={micro_bs}, got {accum_bs}")
     if isinstance(lr, bool) or not isinstance(lr, (int,float)) or not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")

@@ -9,12 +9,39 @@ from __future__ import annotations
 import os, socket, subprocess, sys, tempfile
 import torch.distributed as dist
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+from contextlib import nullcontext
 from fastai.basics import *
-try: from fastai.distributed import DistributedDL  # fastai's distributed module needs Accelerate
-except NameError: DistributedDL = None     # without it, plain DDP still works
 
 # %% auto #0
-__all__ = ['rank_items', 'AllReduceCounter', 'free_port', 'launch_local']
+__all__ = ['LocalProcess', 'DDPProcesses', 'processes_of', 'fix_distributed_dl', 'rank_items', 'AllReduceCounter', 'free_port',
+           'launch_local']
+
+# %% ../nbs/04_distributed.ipynb #p0000002
+class LocalProcess:
+    "One process: a sum over processes is the value itself, and every backward keeps its gradient"
+    world,steps_cut_windows = 1,True  # a window cut short by a cancelled batch holds its whole gradient: it can step
+    def sum(self, *values)->list: return list(values)
+    def no_sync(self): return nullcontext()
+    def step_log(self, step)->dict: return {}
+
+class DDPProcesses:
+    "The processes of a `DistributedDataParallel` model: one all-reduce per sum, DDP's `no_sync`"
+    steps_cut_windows = False  # a window cut short was never all-reduced: it is dropped
+    def __init__(self, model:nn.parallel.DistributedDataParallel):
+        self.model,self.world = model,dist.get_world_size(model.process_group)
+    def sum(self, *values)->list:
+        "Sum of each of `values` over the processes, in one collective"
+        t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=next(self.model.parameters()).device)
+        dist.all_reduce(t, group=self.model.process_group)
+        return [int(v) if v==int(v) else v for v in t.tolist()]
+    def no_sync(self): return self.model.no_sync()
+    def step_log(self, step)->dict: return {'global_batch': step.global_samples}
+
+def processes_of(learn:Learner)->LocalProcess|DDPProcesses:
+    "The processes that train `learn` together; under DDP, fastai's `DistributedDL` is also made to work on gloo"
+    if not isinstance(learn.model, nn.parallel.DistributedDataParallel): return LocalProcess()
+    fix_distributed_dl()
+    return DDPProcesses(learn.model)
 
 # %% ../nbs/04_distributed.ipynb #e7348e68
 def _broadcast(self,     # a fastai `DistributedDL`
@@ -27,7 +54,12 @@ def _broadcast(self,     # a fastai `DistributedDL`
     dist.broadcast(t, rank)
     return t.cpu().tolist()
 
-if DistributedDL is not None: DistributedDL._broadcast = _broadcast
+def fix_distributed_dl()->bool: # True if it was changed now
+    "Give fastai's `DistributedDL` the broadcast above, if fastai's distributed module is in use (`processes_of` calls it)"
+    module = sys.modules.get('fastai.distributed')
+    if module is None or getattr(module.DistributedDL, '_broadcast', None) is _broadcast: return False
+    module.DistributedDL._broadcast = _broadcast
+    return True
 
 # %% ../nbs/04_distributed.ipynb #41ca940e
 def rank_items(items:list,           # all items, in training order

@@ -41,7 +41,7 @@ def _showgraph_after_train(shims, cb, original):
 def _wandb_before_batch(shims, cb, original):
     "Start the window's clock on its first micro-batch"
     def before_batch():
-        if cb.training and shims.accumulation.n_micro==0: shims.window_start = shims.clock()
+        if cb.training and not shims.accumulation.window.n_micro: shims.window_start = shims.clock()
         original()
     return before_batch
 
@@ -109,16 +109,15 @@ class LoggerShims:
     "Let fastai's loggers record one training record per optimizer step, for the length of one fit"
     clock = staticmethod(time.perf_counter)
     def __init__(self,
-        learn:Learner, # the learner whose logger callbacks are shimmed
-        accumulation:Callback, # the accumulation callback: `stepped`, `n_micro`, `last_step`, `step_log()`
-        log_accum_batch:bool=True # one record per step (True), or fastai's record per micro-batch (False)
+        accumulation:Callback # the accumulation callback, in its learner: its `batch_step`, `last_step`, `window` and `step_log()` are read
     ):
-        store_attr()
+        self.accumulation,self.learn,self.log_accum_batch = accumulation,accumulation.learn,accumulation.log_accum_batch
         self.overridden,self.wandb_epoch0,self.window_start = [],None,None
+        wandb_cb = _fastai_class('wandb', 'WandbCallback')
+        if wandb_cb and any(isinstance(cb, wandb_cb) for cb in self.learn.cbs): fix_wandb_config()  # before its `before_fit`
 
     def install(self):
         "Override the per-batch methods of the learner's loggers, on their instances"
-        if _fastai_class('wandb', 'WandbCallback'): fix_wandb_config()
         per_step = self.log_accum_batch and not any(isinstance(cb, LRFinder) for cb in self.learn.cbs)
         for cb in self.learn.cbs:
             for event,shim in _shims_for(cb, per_step).items():
@@ -132,7 +131,7 @@ class LoggerShims:
         for cb,event in self.overridden: cb.__dict__.pop(event, None)
         self.overridden = []
 
-    def stepped(self)->bool: return bool(self.learn.training and self.accumulation.stepped)
+    def stepped(self)->bool: return bool(self.learn.training and self.accumulation.batch_step is not None)
 
     @contextmanager
     def window_loss(self):

@@ -10,7 +10,9 @@ import math, numbers, itertools
 from collections import namedtuple
 from fastai.basics import *
 from fastai.callback.schedule import *
-from .accumulation import *
+from .window import positive_int, plan_windows
+from .loop import fit_running, loader_batch_size
+from .accumulation import GradientAccumulation
 
 # %% auto #0
 __all__ = ['round_accum_bs', 'lr_factor', 'ScheduledWindow', 'GradientAccumulationSchedule']
@@ -71,6 +73,7 @@ class ScheduledWindow(namedtuple('ScheduledWindow', 'pct accum_bs samples')):
 # %% ../nbs/03_schedule.ipynb #73e842ff
 class GradientAccumulationSchedule(GradientAccumulation):
     "Gradient accumulation with a schedulable batch size: each window's `accum_bs` follows `schedule`"
+    fixed_windows = False  # windows per epoch vary: `pct_train` is held at each window's first micro-batch
     def __init__(self,
         start_accum_bs:int, # Initial gradient accumulation batch size, in samples
         final_accum_bs:int, # Final gradient accumulation batch size, in samples
@@ -125,17 +128,15 @@ class GradientAccumulationSchedule(GradientAccumulation):
         super().before_fit()
         if not fit_running(self.learn): self.span = None  # set when training starts: a `validate` inside a fit leaves it
 
-    def _check_batch_size(self): pass  # sizes are rounded up to one micro-batch, so any `start_accum_bs` works
-
     def before_train(self):
         "When a fit starts training, check the schedule against it, and start a new history"
+        if self.span is None:
+            self.micro_bs = self._micro_batch_size()
+            self.span = self.fractions(self.n_epoch, clamp=any(isinstance(cb, LRFinder) for cb in self.learn.cbs))
+            self.final_bs = round_accum_bs(self.final_accum_bs, self.micro_bs)
+            self._check_sizes()
+            self.history,self.unscaled_lrs = L(),None
         super().before_train()
-        if self.span is not None: return
-        self.micro_bs = self._micro_batch_size()
-        self.span = self.fractions(self.n_epoch, clamp=any(isinstance(cb, LRFinder) for cb in self.learn.cbs))
-        self.final_bs = round_accum_bs(self.final_accum_bs, self.micro_bs)
-        self._check_sizes()
-        self.history,self.unscaled_lrs = L(),None
 
     def _check_sizes(self):
         "Every size the schedule can ask for in this fit is finite and positive, checked before the first step"
@@ -156,21 +157,17 @@ class GradientAccumulationSchedule(GradientAccumulation):
                              "leave `micro_batch_size=None` to read it from the DataLoader")
         return ifnone(self.micro_batch_size, bs)
 
-    def _plan_windows(self): return None  # windows per epoch vary: `pct_train` is held at each window's first micro-batch
-
-    def before_batch(self):
-        "When a window opens, give it the size the schedule asks for; then hold `pct_train` as the core does"
-        if self.n_micro==0:
-            self.accum_bs = round_accum_bs(self.target(self._window_pct(), self.span), self.micro_bs)
-            self.ref = None  # the core sets it from `accum_bs` at the window's first micro-batch
-        super().before_batch()
+    def next_accum_bs(self, pct:float)->int:
+        "The size the schedule asks for at `pct`, rounded to micro-batches"
+        return round_accum_bs(self.target(pct, self.span), self.micro_bs)
 
     def before_step(self):
         "When the core lets the window close: record it, and scale the learning rate of its step"
         super().before_step()  # raises CancelBatchException unless this micro-batch closes the window
-        self.history.append(ScheduledWindow(self.start_pct, self.accum_bs, self.last_step.samples))
+        step = self.batch_step
+        self.history.append(ScheduledWindow(step.pct, step.accum_bs, step.samples))
         if self.lr_scale is None: return
-        factor = lr_factor(self.accum_bs, self.final_bs, self.lr_scale)
+        factor = lr_factor(step.accum_bs, self.final_bs, self.lr_scale)
         self.unscaled_lrs = [h['lr'] for h in self.opt.hypers]
         self.opt.set_hyper('lr', [lr*factor for lr in self.unscaled_lrs])
 
@@ -197,7 +194,7 @@ class GradientAccumulationSchedule(GradientAccumulation):
 
     def step_log(self)->dict:
         "Extra values the loggers record with each optimizer step: the window's accumulation batch size"
-        return {**super().step_log(), 'accumulation_batch_size': self.accum_bs}
+        return {**super().step_log(), 'accumulation_batch_size': self.last_step.accum_bs}
 
 # %% ../nbs/03_schedule.ipynb #f35dfc3a
 @patch
@@ -208,15 +205,9 @@ def plan(self:GradientAccumulationSchedule,
         )->L: # a `ScheduledWindow` for each window that will step
     "Windows that a fit of `n_epoch` epochs of micro-batches of `sizes` will step"
     micro_bs,span = ifnone(micro_bs, ifnone(self.micro_batch_size, max(sizes, default=1))),self.fractions(n_epoch)
-    remainder = getattr(self, 'policy', None) or self.remainder or 'step'   # the policy of the last fit, else 'step' 
-    windows,n = L(),0
-    for epoch,(i,size) in itertools.product(range(n_epoch), enumerate(sizes)):
-        if n==0: pct = (epoch + i/len(sizes))/n_epoch; accum_bs = round_accum_bs(self.target(pct, span), micro_bs)
-        n,last = n+size,i==len(sizes)-1
-        if n>=accum_bs or (last and (remainder=='step' or (remainder=='carry' and epoch==n_epoch-1))):
-            windows.append(ScheduledWindow(pct, accum_bs, n)); n = 0
-        if last and remainder=='drop': n = 0
-    return windows
+    remainder = self.window.remainder if self.window else self.remainder or 'step'   # the policy of the last fit, else 'step'
+    steps = plan_windows(sizes, lambda pct: round_accum_bs(self.target(pct, span), micro_bs), remainder, n_epoch)
+    return L(ScheduledWindow(step.pct, step.accum_bs, step.samples) for step in steps)
 
 # %% ../nbs/03_schedule.ipynb #412f0c58
 @patch
