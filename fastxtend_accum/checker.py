@@ -18,8 +18,8 @@ from .loop import loader_batch_size, batchnorm_in_training
 from .accumulation import GradientAccumulation
 
 # %% auto #0
-__all__ = ['kept_random_state', 'take_window', 'concat_batches', 'dropout_in_training', 'gradient_difference',
-           'compare_gradients', 'combined_losses', 'matching_reductions', 'Finding', 'AccumulationReport',
+__all__ = ['kept_random_state', 'take_window', 'concat_batches', 'dropout_in_training', 'gradient_run', 'gradient_difference',
+           'compare_gradients', 'combined_losses', 'matching_reductions', 'Finding', 'AccumulationReport', 'verdict',
            'check_accumulation']
 
 # %% ../nbs/05_checker.ipynb #604e67df
@@ -110,7 +110,7 @@ class _Capture(Callback):
         self.grads.append([[None if p.grad is None else p.grad.detach().clone() for p in group] for group in self.opt.param_lists])
     def after_train(self): raise CancelFitException()
 
-def _gradient_run(learn, batches, n_inp, cbs=(), to_eval=())->_Capture:
+def gradient_run(learn, batches, n_inp, cbs=(), to_eval=())->_Capture:
     "Run fastai's loop on a copy of `learn` over `batches`, and return what was captured"
     capture = _Capture(to_eval)
     twin = _copy_learner(learn, batches, n_inp, [*cbs, capture])
@@ -339,7 +339,7 @@ class AccumulationReport(BasicRepr):
             f"- **{f.cause}**: {f.seen}{f.alone} *Fix:* {f.fix}" for f in fs) for h,fs in self._sections()))
 
 # %% ../nbs/05_checker.ipynb #e8e4b5b1
-def _verdict(max_rel, tol, causes, residual):
+def verdict(max_rel, tol, causes, residual):
     if max_rel <= tol: return f"Exact: the accumulated gradient equals the window's gradient as one batch (largest relative difference {max_rel:.1e}, tolerance {tol:.0e})."
     head = f"Not exact: largest relative difference {max_rel:.1e} (tolerance {tol:.0e})"
     if not causes: return head + ". No known cause found: a callback or the model may treat a batch and its parts differently."
@@ -387,7 +387,7 @@ def _remedied(learn, window, n_inp, accumulation, remedies)->float:
     for remedy in remedies:
         to_eval += remedy.get('to_eval', [])
         if 'change' in remedy: cb = remedy['change'](cb)
-    return _max_rel(_gradient_run(learn, window, n_inp, [cb], to_eval), _gradient_run(learn, [concat_batches(window)], n_inp, to_eval=to_eval))
+    return _max_rel(gradient_run(learn, window, n_inp, [cb], to_eval), gradient_run(learn, [concat_batches(window)], n_inp, to_eval=to_eval))
 
 def _measure(learn, window, n_inp, accumulation, causes, max_rel):
     "Set each remedied finding's `effect`; return the difference with all remedies applied (`None` without any)"
@@ -414,13 +414,13 @@ def check_accumulation(learn:Learner,          # your learner, with its data, mo
     try: joined = concat_batches(window)
     except ValueError as e: return AccumulationReport(sizes, f"Not checked: {e}. Training is not affected: accumulation does not join micro-batches.")
     with kept_random_state():
-        try: accumulated = _gradient_run(learn, window, n_inp, [deepcopy(accumulation)])
+        try: accumulated = gradient_run(learn, window, n_inp, [deepcopy(accumulation)])
         except (ValueError, TypeError) as e: return AccumulationReport(sizes, f"Not checked: the accumulated run raised {type(e).__name__}: {e}")
-        try: full,again = [_gradient_run(learn, [joined], n_inp) for _ in range(2)]
+        try: full,again = [gradient_run(learn, [joined], n_inp) for _ in range(2)]
         except Exception as e: return AccumulationReport(sizes, f"Not checked: the window as one batch raised {type(e).__name__}: {e}")
         if not (accumulated.grads and full.grads and again.grads): return AccumulationReport(sizes, _no_step)
         max_rel,causes = _max_rel(accumulated, full),_causes(accumulated, full, again, sizes, tol)
         residual = None if max_rel <= tol else _measure(learn, window, n_inp, accumulation, causes, max_rel)
     findings = [f for f,_ in causes]
-    return AccumulationReport(sizes, _verdict(max_rel, tol, findings, residual), compare_gradients(accumulated.grads[0], full.grads[0]),
+    return AccumulationReport(sizes, verdict(max_rel, tol, findings, residual), compare_gradients(accumulated.grads[0], full.grads[0]),
                               findings, _notes(learn.dls.train, accumulated.accumulation, sum(sizes)), residual, max_rel <= tol, max_rel)

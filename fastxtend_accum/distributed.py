@@ -23,6 +23,7 @@ class LocalProcess:
     def sum(self, *values)->list: return list(values)
     def no_sync(self): return nullcontext()
     def step_log(self, step)->dict: return {}
+    def __repr__(self): return 'LocalProcess()'
 
 class DDPProcesses:
     "The processes of a `DistributedDataParallel` model: one all-reduce per sum, DDP's `no_sync`"
@@ -36,6 +37,7 @@ class DDPProcesses:
         return [int(v) if v==int(v) else v for v in t.tolist()]
     def no_sync(self): return self.model.no_sync()
     def step_log(self, step)->dict: return {'global_batch': step.global_samples}
+    def __repr__(self): return f'DDPProcesses(world={self.world})'
 
 def processes_of(learn:Learner)->LocalProcess|DDPProcesses:
     "The processes that train `learn` together; under DDP, fastai's `DistributedDL` is also made to work on gloo"
