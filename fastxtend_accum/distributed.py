@@ -84,13 +84,13 @@ def rank_items(items:list,           # all items, in training order
 # %% ../nbs/04_distributed.ipynb #4b425abc
 def _count_round(counter, bucket):
     "DDP communication hook: count a round at its first bucket, then average over processes as DDP does"
-    if bucket.index()==0: counter.rounds += 1
+    if bucket.index()==0: counter.rounds,counter.at = counter.rounds+1,counter.at+[counter.learn.train_iter]
     return default_hooks.allreduce_hook(counter.hooked.process_group, bucket)
 
 class AllReduceCounter(Callback):
-    "Count the gradient all-reduce rounds of a `DistributedDataParallel` model, and the optimizer steps"
+    "Count the gradient all-reduce rounds of a `DistributedDataParallel` model (`at`: the micro-batch of each), and the optimizer steps"
     order = 12  # after fastai's `DistributedTrainer` (11), which wraps the model
-    def __init__(self): self.rounds,self.steps,self.hooked = 0,0,None
+    def __init__(self): self.rounds,self.steps,self.hooked,self.at = 0,0,None,[]
     def before_fit(self):
         "Hook the model once, unless it is not distributed"
         if isinstance(self.model, nn.parallel.DistributedDataParallel) and self.model is not self.hooked:
