@@ -5,8 +5,9 @@
                                                                         (part of make check-docs, so of make test)
 
 For each notebook of nbs/ and for README.md, the code a reader sees, in order, is written to one script,
-_preview/pages_run/PAGE.py, and run in a fresh `python` (this one), in nbs/, with MPLBACKEND=Agg and
-WANDB_MODE=offline. Any error fails the page, and the check.
+_preview/pages_run/PAGE.py, and run in a fresh `python` (this one), in nbs/, with MPLBACKEND=Agg,
+WANDB_MODE=offline, this checkout first on PYTHONPATH, and OMP_NUM_THREADS = cores / pages at a time (unless set).
+Any error fails the page, and the check.
 
 - A notebook's visible code cells: all but those flagged `#| hide`, `#| export`, `#| exporti`, `#| default_exp`,
   `#| include: false`, `#| eval: false` or `#| echo: false` (the page shows their output, not their code), and
@@ -100,7 +101,9 @@ def all_pages()->list: return [p.name for p in sorted(NBS.glob('[!_.]*.ipynb'))]
 def main(pages:list, timeout:int=600, jobs:int=2)->bool:
     "Run the pages, 2 at a time; print each one's result; True if all ran"
     env = {**os.environ, 'MPLBACKEND': 'Agg', 'WANDB_MODE': 'offline', 'WANDB_SILENT': 'true',
-           'PYTHONPATH': os.pathsep.join([str(ROOT), *filter(None, [os.environ.get('PYTHONPATH')])])}
+           'PYTHONPATH': os.pathsep.join([str(ROOT), *filter(None, [os.environ.get('PYTHONPATH')])]),
+           # the pages that run at once share the cores: torch's threads would otherwise outnumber them
+           'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1)//jobs)))}
     cuda = cuda_available(env)
     todo = [(p, readme_cells(ROOT/p) if p.endswith('.md') else notebook_cells(NBS/p, cuda)) for p in pages]
     print(f'Running {len(todo)} pages as pasted, {jobs} at a time (timeout {timeout}s each; GPU cells {"run" if cuda else "skipped: no GPU"}):')
