@@ -23,16 +23,12 @@ import argparse, json, os, re, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from docs_preview import directives   # `({name: value}, code)`: a cell's leading `#|` lines, and the code after them
+
 ROOT = Path(__file__).resolve().parent.parent
 NBS, OUT = ROOT/'nbs', ROOT/'_preview'/'pages_run'
 SKIP = {'hide', 'export', 'exporti', 'default_exp'}
-_directive = re.compile(r'^#\|\s*([\w-]+)\s*:?\s*(.*?)\s*$')
-
-def directives(source:str)->tuple:
-    "`({name: value}, code)`: the cell's leading `#|` lines, and the code after them"
-    lines, found = source.splitlines(), {}
-    while lines and (m := _directive.match(lines[0])): found[m[1]] = m[2].lower(); lines.pop(0)
-    return found, '\n'.join(lines)
 
 def shown(found:dict, code:str, cuda:bool)->bool:
     "Whether a reader sees this code cell's source on the page, and can run it here"
