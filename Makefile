@@ -4,7 +4,7 @@
 #                checks the docs site, every page run as pasted (check-docs) and the package as a user installs it
 #                (check-package)
 # On a machine without torch this installs torch==2.13.0; pass TORCH="torch==X.Y" for another build.
-# Contributors (CONTRIBUTING.md): export, clean-nbs, docs-outputs, docs-preview, serve-docs, check-pages, hooks.
+# Contributors (CONTRIBUTING.md): export, clean-nbs, docs-outputs, readme, docs-preview, serve-docs, check-pages, hooks.
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
@@ -17,7 +17,7 @@ export MPLBACKEND ?= Agg
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: setup demo test export clean-nbs docs-outputs docs-preview serve-docs check-docs check-pages check-package hooks
+.PHONY: setup demo test export clean-nbs docs-outputs docs-preview serve-docs readme check-docs check-pages check-package hooks
 setup: $(STAMP)
 
 # .venv, torch (unless one is there), then the package editable with the extra $(1)
@@ -61,6 +61,10 @@ docs-preview: $(STAMP)
 
 serve-docs: $(STAMP)
 	$(PY) tools/docs_preview.py --serve
+
+# README.md from the home page, nbs/index.ipynb (nbdev-readme does it with Quarto)
+readme: $(STAMP)
+	$(PY) tools/readme.py
 
 # every page renders and shows its API entries, examples, tables and figures in headless Chromium, and runs as pasted
 check-docs: $(STAMP)

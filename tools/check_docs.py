@@ -12,7 +12,8 @@
    API entries, the tables and figures of its notebook, every figure decoded, and links to pages that exist.
 4. Keep a screenshot of every page (its top 1280x1800), and of where the first figure of the site ends, in
    _preview/screenshots/.
-5. Run every page as a reader pastes it (tools/check_pages_run.py): its visible code cells in order, in a fresh
+5. README.md is what tools/readme.py writes from nbs/index.ipynb (`make readme`).
+6. Run every page as a reader pastes it (tools/check_pages_run.py): its visible code cells in order, in a fresh
    `python`; and README.md's ```python blocks. `--no-run` leaves this step out.
 
 Without Chromium, step 3 and 4 are skipped with a message, except under CI (`CI` set), where they are required.
@@ -22,7 +23,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
 import docs_preview as dp
-import check_pages_run
+import check_pages_run, readme
 
 ROOT, SHOTS = dp.ROOT, dp.ROOT/'_preview'/'screenshots'
 CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -168,6 +169,8 @@ if __name__ == '__main__':
             print(f'  screenshots in {SHOTS.relative_to(ROOT)}/: {" ".join(png for _,png,_ in shots)}')
     elif os.environ.get('CI'): problems.append('Chromium is not installed (apt-get install chromium): CI requires the browser checks')
     else: print('SKIPPED the browser checks: Chromium is not installed (apt-get install chromium)')
+    if (ROOT/'README.md').read_text() != readme.readme():
+        problems.append('README.md is not in step with nbs/index.ipynb: run `make readme` (tools/readme.py)')
     if not args.no_run and not check_pages_run.main(check_pages_run.all_pages()):
         problems.append('pages that fail when pasted into a fresh python: see "FAILED" above (tools/check_pages_run.py)')
     for w in warnings: print('WARNING', w)

@@ -12,7 +12,8 @@ cells that `show_doc` needs). So after changing an example, store its output:
 3. this machine's paths in warnings become relative (`.../site-packages/fastai/...`);
 4. printed text keeps what a terminal shows: each line after its last carriage return (fastai's console progress bar,
    which a notebook run by nbdev-test prints, leaves only the table of epochs);
-5. `nbdev-clean` strips execution counts and metadata, as the git hook and CI expect.
+5. `nbdev-clean` strips execution counts and metadata, as the git hook and CI expect;
+6. when the home page was run, README.md is written from it again (tools/readme.py).
 """
 import glob, json, os, re, subprocess, sys
 from pathlib import Path
@@ -53,6 +54,10 @@ def main(paths:list):
     changed = [p.name for path in paths or ['nbs'] for p in notebooks(path) if tidy(p)]
     subprocess.run([str(BIN/'nbdev-clean')], cwd=ROOT, check=True)
     print(f'tidied {", ".join(changed) or "nothing"}; notebooks cleaned with nbdev-clean')
+    if any(p.name == 'index.ipynb' for path in paths or ['nbs'] for p in notebooks(path)):
+        sys.path.insert(0, str(ROOT/'tools')); import readme
+        (ROOT/'README.md').write_text(readme.readme())
+        print('README.md written from nbs/index.ipynb (tools/readme.py)')
     if failed: sys.exit('some notebooks failed, and kept their old outputs: see above')
 
 if __name__ == '__main__': main(sys.argv[1:])
