@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Check the docs as a reader sees them.
 
-    python tools/check_docs.py [--no-proc]          (make check-docs; part of make test)
+    python tools/check_docs.py [--no-proc] [--no-run]          (make check-docs; part of make test)
 
 1. Build the preview (tools/docs_preview.py): `nbdev-proc-nbs` must process every notebook, and each becomes a page.
 2. From the package and the notebooks: each name in a module's `__all__` has an API entry (its `show_doc`
@@ -10,7 +10,11 @@
    example mentions are listed as warnings.
 3. Serve the pages on 127.0.0.1 and load each in headless Chromium: the loaded page must have its title, its
    API entries, the tables and figures of its notebook, every figure decoded, and links to pages that exist.
-4. Keep screenshots of the home page, the first API page and the first page with figures in _preview/screenshots/.
+4. Keep a screenshot of every page (its top 1280x1800), and of where the first figure of the site ends, in
+   _preview/screenshots/.
+5. README.md is what tools/readme.py writes from nbs/index.ipynb (`make readme`).
+6. Run every page as a reader pastes it (tools/check_pages_run.py): its visible code cells in order, in a fresh
+   `python`; and README.md's ```python blocks. `--no-run` leaves this step out.
 
 Without Chromium, step 3 and 4 are skipped with a message, except under CI (`CI` set), where they are required.
 """
@@ -19,6 +23,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
 import docs_preview as dp
+import check_pages_run, readme
 
 ROOT, SHOTS = dp.ROOT, dp.ROOT/'_preview'/'screenshots'
 CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -133,6 +138,7 @@ def check_examples(entries:list, api:dict):
 if __name__ == '__main__':
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--no-proc', action='store_true', help='use _proc/ as it is, without nbdev-proc-nbs')
+    parser.add_argument('--no-run', action='store_true', help='do not run the pages as pasted (step 5)')
     args = parser.parse_args()
     start = time.time()
     if not args.no_proc and (failed := dp.proc_nbs()): problems.append(f'nbdev-proc-nbs failed on {", ".join(failed)}')
@@ -157,14 +163,16 @@ if __name__ == '__main__':
                 check_page(name, title, dom := load(f'{base}/{name}'), api.get(name, []), expected_media(nb))
                 if bottom := re.search(r'<img[^>]*data-bottom="(\d+)"', dom): figures[name] = int(bottom[1])
             print(f'  loaded in {time.time()-start:.0f}s')
-            shots = [('index.html', 'index.png', 0)]
-            if first_api := next((n for n,_,_ in entries if n in api), None): shots.append((first_api, first_api.replace('.html', '.png'), 0))
+            shots = [(name, name.replace('.html', '.png'), 0) for name,_,_ in entries]
             if figures: shots.append((name := next(iter(figures)), name.replace('.html', '-figure.png'), figures[name]))
-            for name, png, bottom in shots:
-                screenshot(f'{base}/{name}', SHOTS/png, bottom)
-                print(f'  screenshot: {(SHOTS/png).relative_to(ROOT)}')
+            for name, png, bottom in shots: screenshot(f'{base}/{name}', SHOTS/png, bottom)
+            print(f'  screenshots in {SHOTS.relative_to(ROOT)}/: {" ".join(png for _,png,_ in shots)}')
     elif os.environ.get('CI'): problems.append('Chromium is not installed (apt-get install chromium): CI requires the browser checks')
     else: print('SKIPPED the browser checks: Chromium is not installed (apt-get install chromium)')
+    if (ROOT/'README.md').read_text() != readme.readme():
+        problems.append('README.md is not in step with nbs/index.ipynb: run `make readme` (tools/readme.py)')
+    if not args.no_run and not check_pages_run.main(check_pages_run.all_pages()):
+        problems.append('pages that fail when pasted into a fresh python: see "FAILED" above (tools/check_pages_run.py)')
     for w in warnings: print('WARNING', w)
     for p in problems: print('PROBLEM', p)
     print(f'docs check: {len(entries)} pages, {sum(map(len, api.values()))} API entries, {len(problems)} problems, {len(warnings)} warnings')

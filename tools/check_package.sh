@@ -10,7 +10,7 @@
 #    and every module import without nbdev, wandb, tensorboard or accelerate installed, and import neither
 #    torchvision nor fastai.vision; the console script answers --help. Exception: `fastxtend_accum.distributed`
 #    needs the `[distributed]` extra, as fastai.distributed (2.8.12) uses accelerate when it is imported.
-# 3. The extras resolve: `pip install --dry-run` of `[wandb,tensorboard,distributed,dev]` would install them.
+# 3. The extras resolve: `pip install --dry-run` of `[wandb,tensorboard,distributed,demo,dev]` would install them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}            # the project's dev venv: has build and twine (`make setup`)
@@ -84,8 +84,8 @@ EOF
 )
 quiet "$PKG_VENV/bin/fastxtend-accum-demo" --help
 
-step "extras resolve: [wandb,tensorboard,distributed,dev]"
-quiet "${PIP[@]}" --dry-run --report "$DIST/extras.json" "$WHEEL[wandb,tensorboard,distributed,dev]"
+step "extras resolve: [wandb,tensorboard,distributed,demo,dev]"
+quiet "${PIP[@]}" --dry-run --report "$DIST/extras.json" "$WHEEL[wandb,tensorboard,distributed,demo,dev]"
 "$PY" - "$DIST/extras.json" <<'EOF'
 import json, sys
 names = {i['metadata']['name'].lower() for i in json.load(open(sys.argv[1]))['install']}
