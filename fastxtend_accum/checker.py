@@ -64,7 +64,7 @@ def concat_batches(batches:list)->tuple:
 # %% ../nbs/05_checker.ipynb #131e9e8f
 skipped_callbacks = {'TrainEvalCallback', 'Recorder', 'CastToTensor', 'ProgressCallback', 'ShowGraphCallback', 'CSVLogger',
                      'TrackerCallback', 'WandbCallback', 'TensorBoardBaseCallback', 'ParamScheduler', 'LRFinder',
-                     'GradientAccumulation', 'BatchNormWindowStats', 'DistributedTrainer'}
+                     'GradientAccumulation', 'BatchNormWindowStats', 'DistributedTrainer', 'GradientNoiseScale'}
 
 def _skipped(cb): return any(c.__name__ in skipped_callbacks for c in type(cb).__mro__)
 
