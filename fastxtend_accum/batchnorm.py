@@ -22,6 +22,7 @@ def channel_moments(x:Tensor # input of a BatchNorm layer: (batch, channels, ...
     n = x.numel()//x.shape[1]
     return n, mean.double(), var.double()*n
 
+# %% ../nbs/05a_batchnorm.ipynb #c66d94bb
 def merge_moments(a:tuple|None, # moments of the first part, or `None`
                   b:tuple       # moments of the second part
                  )->tuple:      # moments of both parts together

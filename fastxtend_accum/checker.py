@@ -46,6 +46,7 @@ def take_window(dl,          # the training DataLoader
             if n >= accum_bs: break
     return batches
 
+# %% ../nbs/05_checker.ipynb #d814c41d
 def _join(parts:list):
     "One element made of `parts`: tensors concatenated, dicts and tuples element by element"
     first = parts[0]
@@ -96,6 +97,7 @@ def dropout_in_training(model:nn.Module)->list: # names of layers that draw rand
     return [name for name,m in model.named_modules() if m.training and getattr(m, 'p', 1) > 0
             and (isinstance(m, nn.modules.dropout._DropoutNd) or 'Dropout' in type(m).__name__)]
 
+# %% ../nbs/05_checker.ipynb #c374de10
 class _Capture(Callback):
     "In a copied learner: keep the gradient at the step instead of stepping, and note what shapes it"
     order = 100
@@ -159,6 +161,7 @@ def combined_losses(parts:list,  # loss of each micro-batch
         if sum(c)>0: res[name] = sum(n*l for n,l in zip(c, parts) if n>0)/sum(c)
     return res
 
+# %% ../nbs/05_checker.ipynb #7f1dad0d
 def _relative_errors(loss:float, combined:dict)->dict:
     "How far each reduction in `combined` is from the window's `loss`, relative to it"
     return {k: abs(v-loss)/max(abs(loss), 1e-12) for k,v in combined.items()}

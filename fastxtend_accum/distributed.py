@@ -25,6 +25,7 @@ class LocalProcess:
     def step_log(self, step)->dict: return {}
     def __repr__(self): return 'LocalProcess()'
 
+# %% ../nbs/04_distributed.ipynb #26324077
 class DDPProcesses:
     "The processes of a `DistributedDataParallel` model: one all-reduce per sum, DDP's `no_sync`"
     steps_cut_windows = False  # a window cut short was never all-reduced: it is dropped
@@ -39,6 +40,7 @@ class DDPProcesses:
     def step_log(self, step)->dict: return {'global_batch': step.global_samples}
     def __repr__(self): return f'DDPProcesses(world={self.world})'
 
+# %% ../nbs/04_distributed.ipynb #62e809e8
 def processes_of(learn:Learner)->LocalProcess|DDPProcesses:
     "The processes that train `learn` together; under DDP, fastai's `DistributedDL` is also made to work on gloo"
     if not isinstance(learn.model, nn.parallel.DistributedDataParallel): return LocalProcess()

@@ -33,6 +33,7 @@ def count_weighted_targets(ignore_index:int=-100,    # target value that the los
         return (weight.to(y.device)[y.masked_fill(~keep, 0)]*keep).sum()   # no `masked_select`: it would sync with the GPU
     return _count
 
+# %% ../nbs/00b_items.ipynb #8ca09715
 def loss_item_counter(loss_func)->Callable|None: # an item counter, or `None` when the loss averages over samples
     "What `loss_func` divides by: PyTorch's `CrossEntropyLoss` and `NLLLoss` (also inside fastai's `CrossEntropyLossFlat`) with mean reduction"
     loss = getattr(loss_func, 'func', loss_func)   # fastai's `BaseLoss` keeps the PyTorch loss in `func`
@@ -51,6 +52,7 @@ def loss_reduction(loss_func,              # the learner's loss
                          f"the loss must be reduced with 'mean' or 'sum' (pass `reduction=` for a custom loss)")
     return reduction
 
+# %% ../nbs/00b_items.ipynb #e7a91900
 def item_counter(loss_func,            # the learner's loss
                  count_items=None,     # the user's counter, 'samples', or `None` to read it from the loss
                  mean:bool=True        # the loss is a mean (a summed loss needs no count)

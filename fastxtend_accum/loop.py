@@ -25,6 +25,7 @@ def loader_batch_size(dl)->int|None:
     "Batch size of a fastai (`bs`) or PyTorch (`batch_size`) DataLoader, `None` if it batches otherwise"
     return getattr(dl, 'bs', None) or getattr(dl, 'batch_size', None)
 
+# %% ../nbs/00c_loop.ipynb #448219c9
 def epoch_sizes(dl)->list|None: # samples of each micro-batch of one epoch, `None` when they cannot be known
     "Sizes of the batches `dl` yields in an epoch, from its length and batch size"
     n,bs = _samples_per_epoch(dl),loader_batch_size(dl)
@@ -72,6 +73,7 @@ def install_fit_guard():
     _do_fit.guarded,_do_fit.__doc__ = True,"fastai's `_do_fit`, counting the fits running and calling `after_fit_exception` on callbacks when an exception escapes"
     Learner._do_fit = _do_fit
 
+# %% ../nbs/00c_loop.ipynb #5354087f
 def fit_running(learn:Learner)->bool: # True inside a fit's epochs, where `validate` or `get_preds` fire a nested `before_fit`
     "Whether `learn` is inside the epochs of a `fit` (needs `install_fit_guard`)"
     return getattr(learn, 'fits_running', 0) > 0
@@ -82,6 +84,7 @@ def batchnorm_in_training(model:nn.Module)->list: # names of BatchNorm layers th
     return [name for name,m in model.named_modules()
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
 
+# %% ../nbs/00c_loop.ipynb #aeb29020
 def batchnorm_advice(names:list)->str: # the warning `GradientAccumulation` gives once
     "What to do about BatchNorm layers `names` that normalize each micro-batch with its own statistics"
     return _batchnorm_advice.format(', '.join(names[:5]) + (' ...' if len(names)>5 else ''))

@@ -40,6 +40,7 @@ def tiny_dls(train:list,             # training `(x, y)` pairs
     return DataLoaders(DataLoader(train, bs=bs, shuffle=shuffle, drop_last=drop_last),
                        DataLoader(valid, bs=valid_bs))
 
+# %% ../nbs/01_reference.ipynb #ed002cd1
 def tiny_mlp(n_in:int=6, n_out:int=3, hidden:int=16, seed:int=0, dtype=torch.float32)->nn.Module:
     "A two-layer MLP whose initial weights depend only on `seed`"
     with torch.random.fork_rng():
@@ -58,6 +59,7 @@ def flat_params(model:nn.Module)->Tensor:
     "All parameters of `model`, detached and flattened into one vector"
     return torch.cat([p.detach().flatten().clone() for p in model.parameters()])
 
+# %% ../nbs/01_reference.ipynb #2140e994
 class StepRecorder(Callback):
     "Keeps the flattened parameters after every optimizer step in `steps`"
     order = 100

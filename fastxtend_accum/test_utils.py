@@ -31,6 +31,7 @@ def learner(bs:int,             # batch size of the training DataLoader
     return Learner(tiny_dls(train, valid, bs, **kwargs), tiny_mlp(seed=seed, dtype=dtype),
                    loss_func=ifnone(loss_func, nn.CrossEntropyLoss()), opt_func=opt_func, cbs=cbs)
 
+# %% ../nbs/01a_test_utils.ipynb #8efecd23
 @contextmanager
 def quiet(learn:Learner):
     "No progress bar and no printed metrics, for the fits inside"
@@ -47,6 +48,7 @@ def fit_quietly(learn:Learner, # the learner to fit
         else: learn.fit(epochs, lr)
     return learn
 
+# %% ../nbs/01a_test_utils.ipynb #8aabb0b8
 def trained(bs:int, *cbs, epochs:int=2, lr:float=1e-2, one_cycle:bool=False, **kwargs)->Learner:
     "A `learner(bs, ...)` with a `StepRecorder` and `cbs`, fitted quietly"
     return fit_quietly(learner(bs, cbs=[StepRecorder(), *cbs], **kwargs), epochs, lr, one_cycle)
@@ -61,6 +63,7 @@ def masked(items:list,  # (x, y) pairs
     g = torch.Generator().manual_seed(seed)
     return [(x, y if torch.rand(1, generator=g).item() > p else torch.tensor(ignore_index)) for x,y in items]
 
+# %% ../nbs/01a_test_utils.ipynb #f34e1d33
 def digits_items(n_train:int=1408 # training images; the rest of the 1,797 validate
                 )->tuple:         # (train, valid) lists of (1x8x8 image, label)
     "sklearn's bundled digits as (image, label) pairs, in a fixed random split"
@@ -70,6 +73,7 @@ def digits_items(n_train:int=1408 # training images; the rest of the 1,797 valid
     items = list(zip(x[order], y[order]))
     return items[:n_train], items[n_train:]
 
+# %% ../nbs/01a_test_utils.ipynb #ee4e549c
 def bn_cnn(seed:int=0)->nn.Module:
     "A small CNN with two BatchNorm layers for the 8x8 digits, its weights seeded"
     with torch.random.fork_rng():
@@ -85,6 +89,7 @@ class StopAt(Callback):
     def after_batch(self):
         if self.training and self.iter==self.at: raise self.exc
 
+# %% ../nbs/01a_test_utils.ipynb #2d12cb9d
 class ValidateEachEpoch(Callback):
     "Call `learn.validate()` at the end of every epoch, inside the fit; keep what it returns in `results`"
     def __init__(self): self.busy,self.results = False,[]
@@ -94,6 +99,7 @@ class ValidateEachEpoch(Callback):
         try: self.results.append(self.learn.validate())
         finally: self.busy = False
 
+# %% ../nbs/01a_test_utils.ipynb #d9569d07
 def no_grads(model:nn.Module)->bool:
     "True if no parameter of `model` holds a nonzero gradient"
     return all(p.grad is None or not p.grad.any() for p in model.parameters())

@@ -42,6 +42,7 @@ def positive_int(name:str,        # the argument's name, for the error message
     if not ok: raise ValueError(f"`{name}` must be a whole number {'>= 0' if zero else '>= 1'} and at most 2**53 (samples), got {v!r}")
     return int(x)
 
+# %% ../nbs/00a_window.ipynb #7c60308c
 def check_choice(name:str, # the argument's name, for the error message
                  v,        # the value given
                  allowed:tuple # the values allowed
@@ -50,6 +51,7 @@ def check_choice(name:str, # the argument's name, for the error message
     if v not in allowed: raise ValueError(f"`{name}` must be one of {allowed}, got {v!r}")
     return v
 
+# %% ../nbs/00a_window.ipynb #af39ae56
 class Window:
     "Micro-batches gathered towards one optimizer step: what they hold, when they close, how each is weighted"
     def __init__(self,
@@ -118,6 +120,7 @@ def checked_items(items # what `count_items` returned for a micro-batch
         raise ValueError(f"`count_items` must return a number >= 0 (int, float or one-element tensor) per micro-batch, got {items!r}")
     return items
 
+# %% ../nbs/00a_window.ipynb #f4ae2336
 def weighted_loss(loss:Tensor, # the micro-batch's mean loss
                   weight       # its weight, a number or a 0-d tensor
                  )->Tensor:    # `loss*weight`; 0, with a zero gradient, when the weight is 0 (the micro-batch has no item)
@@ -189,6 +192,7 @@ def micro_batch_sizes(n:int,               # samples in the dataset
     if n%bs and not drop_last: sizes.append(n%bs)
     return sizes
 
+# %% ../nbs/00a_window.ipynb #49ef11f7
 def plan_windows(sizes:list,           # size of each micro-batch of one epoch
                  accum_bs,             # samples at which a window closes; or a function of the fraction of training at the window's start
                  remainder:str='step', # a short window at an epoch's end: 'step', 'drop' or 'carry'
@@ -207,10 +211,12 @@ def plan_windows(sizes:list,           # size of each micro-batch of one epoch
         if remainder=='drop': window.clear()
     return steps
 
+# %% ../nbs/00a_window.ipynb #54004388
 def window_sizes(sizes:list, accum_bs, remainder:str='step', n_epoch:int=1)->list:
     "Samples in each window that `plan_windows` steps"
     return [step.samples for step in plan_windows(sizes, accum_bs, remainder, n_epoch)]
 
+# %% ../nbs/00a_window.ipynb #016d7ad1
 def default_remainder(dl)->str: # 'drop' or 'step'
     "The remainder policy that matches a large-batch DataLoader built like `dl`: 'drop' if it drops its short last batch"
     return 'drop' if getattr(dl, 'drop_last', False) else 'step'
