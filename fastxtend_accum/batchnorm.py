@@ -1,4 +1,4 @@
-"""`BatchNormWindowStats`: BatchNorm running statistics updated once per window from the whole window's mean and variance, as one large batch would
+"""`BatchNormWindowStats`: running statistics updated once per window, as one large batch would
 
 Docs: https://fastxtend-accum.github.io/fastxtend_accum/batchnorm.html.md"""
 

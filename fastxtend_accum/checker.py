@@ -1,4 +1,4 @@
-"""`check_accumulation`: compare one window of your data, accumulated through your own training loop, with the same window as one batch, and explain any difference
+"""`check_accumulation`: one window of your data, accumulated and as one batch, and what explains any difference
 
 Docs: https://fastxtend-accum.github.io/fastxtend_accum/checker.html.md"""
 

@@ -1,4 +1,4 @@
-"""One gradient all-reduce per optimizer step under `DistributedDataParallel`, and N processes that train exactly like one process on the union of their windows
+"""One all-reduce per optimizer step under `DistributedDataParallel`; N processes train exactly like one on the union of their windows
 
 Docs: https://fastxtend-accum.github.io/fastxtend_accum/distributed.html.md"""
 

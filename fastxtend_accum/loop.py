@@ -1,4 +1,4 @@
-"""What the training DataLoader yields, fits inside fits, exceptions that skip `after_fit`, and BatchNorm
+"""The DataLoader's epochs, nested fits, exceptions that skip `after_fit`, and BatchNorm
 
 Docs: https://fastxtend-accum.github.io/fastxtend_accum/loop.html.md"""
 
