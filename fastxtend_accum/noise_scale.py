@@ -9,7 +9,8 @@ from __future__ import annotations
 import math, numbers, warnings
 import torch.distributed as dist
 from fastai.basics import *
-from .accumulation import GradientAccumulation, install_fit_guard, fit_running
+from .accumulation import GradientAccumulation
+from .loop import install_fit_guard, fit_running
 from .schedule import GradientAccumulationSchedule, round_accum_bs
 
 # %% auto #0
