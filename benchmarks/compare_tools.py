@@ -5,7 +5,7 @@ its own virtual environment (so that the project's stays as its users install it
 worker trains tiny float64 models with the tool and, with the same data order, seed and optimizer, as plain large
 batches in fastai's `Learner`, and prints nothing but writes JSON; the driver merges the three and writes
 `compare_tools.md` (the table on the home page, the command, the date, the versions) and `compare_tools.json`.
-The fastai worker never imports fastxtend_accum, which patches `Learner._do_fit`.
+The fastai worker never imports fastxtend_accum, whose first callback wraps `Learner._do_fit`.
 
     python benchmarks/compare_tools.py                    # about 30 seconds on a quiet 2-core machine
     python benchmarks/compare_tools.py --setup-fastxtend  # first create fastxtend's environment (pip, PyPI)
