@@ -80,7 +80,7 @@ def _start_training(self:GradientAccumulation):
     self._check_alone()
     mean = loss_reduction(self.loss_func, self.reduction)=='mean'
     self.counter,self.processes = item_counter(self.loss_func, self.count_items, mean),processes_of(self.learn)
-    window = Window(ifnone(self.accum_bs, self._batch_window()), ifnone(self.remainder, default_remainder(self.dl)), self.processes.world, mean)
+    window = Window(self.accum_bs or self._batch_window(), ifnone(self.remainder, default_remainder(self.dl)), self.processes.world, mean)
     window.items_per_sample = 1. if self.counter is None else None   # read from the fit's first micro-batch
     self.opt.zero_grad()
     self.window,self.clock = window,StepClock(self._plan(window) if self.fixed_windows else None)

@@ -35,7 +35,7 @@ def split_batch(b,     # a batch: tensors, tuples or dicts of them
     n = find_bs(b)
     return [batch_slice(b, start, min(start+k, n), n) for start in range(0, n, k)] or [b]
 
-# %% ../nbs/00d_micro_batches.ipynb #m0000013
+# %% ../nbs/00d_micro_batches.ipynb #m0000016
 def check_micro_bs(v # what `GradientAccumulation(micro_bs=...)` was given
                   ):  # `None`, an int, or `('auto', start)` with `start=None` for the whole batch
     "`micro_bs` checked: None, a whole number >= 1, 'auto', or ('auto', start); else a `ValueError` naming it"
@@ -47,7 +47,7 @@ def check_micro_bs(v # what `GradientAccumulation(micro_bs=...)` was given
         except ValueError: pass
     raise ValueError(f"`micro_bs` must be a whole number >= 1 (samples), 'auto' or ('auto', start), got {v!r}")
 
-# %% ../nbs/00d_micro_batches.ipynb #m0000017
+# %% ../nbs/00d_micro_batches.ipynb #m0000020
 def n_micro(n:int,          # samples in a batch
             size:int|None   # micro-batch size; `None`: the whole batch
            )->int:          # micro-batches the batch is split into
@@ -59,7 +59,7 @@ def halve(size:int # the micro-batch size that ran out of memory
     "Half of `size`, rounded up"
     return math.ceil(size/2)
 
-# %% ../nbs/00d_micro_batches.ipynb #m0000022
+# %% ../nbs/00d_micro_batches.ipynb #m0000025
 class _FailsBackward(torch.autograd.Function):
     "Identity forward; a backward that raises `torch.OutOfMemoryError`"
     @staticmethod
@@ -88,7 +88,7 @@ class MemoryLimit(nn.Module):
         if not isinstance(self.model, nn.Sequential): return _FailsBackward.apply(self.model(x, *args), self, n)
         return self.model[1:](_FailsBackward.apply(self.model[0](x), self, n))
 
-# %% ../nbs/00d_micro_batches.ipynb #m0000027
+# %% ../nbs/00d_micro_batches.ipynb #m0000030
 class MicroBatches:
     "Drive each batch of a fit through micro-batches; with 'auto', halve them on out-of-memory and redo the window"
     def __init__(self,
@@ -118,7 +118,7 @@ class MicroBatches:
 
     def step_log(self)->dict: return {'micro_bs': self.size} if self.auto else {}
 
-# %% ../nbs/00d_micro_batches.ipynb #m0000029
+# %% ../nbs/00d_micro_batches.ipynb #m0000032
 @patch
 def closing_sizes(self:MicroBatches,
                   sizes:list # samples of each batch of an epoch, all processes together
@@ -128,7 +128,7 @@ def closing_sizes(self:MicroBatches,
     world = self.accumulation.processes.world
     return [piece for n in sizes for piece in [world*self.size]*(n//(world*self.size)) + ([n%(world*self.size)] if n%(world*self.size) else [])]
 
-# %% ../nbs/00d_micro_batches.ipynb #m0000030
+# %% ../nbs/00d_micro_batches.ipynb #m0000033
 @patch
 def all_batches(self:MicroBatches):
     "fastai's `all_batches`, one `one_batch` per micro-batch: `iter` and `n_iter` count micro-batches"
@@ -162,7 +162,7 @@ def _count_epoch(self:MicroBatches):
     self.counts = [self._count(s) for s in (self.sizes if known else [loader_batch_size(self.learn.dl) or 1]*self.n_batches)]
     self.after = list(itertools.accumulate(reversed(self.counts)))[::-1][1:] + [0]
 
-# %% ../nbs/00d_micro_batches.ipynb #m0000031
+# %% ../nbs/00d_micro_batches.ipynb #m0000034
 @patch
 def _run(self:MicroBatches, b, size:int|None, start:int=0):
     "Run batch `b` from sample `start` in micro-batches of `size` (`None`: whole), each through fastai's `one_batch`"
@@ -189,7 +189,7 @@ def _validate(self:MicroBatches, i, b):
             start += (self.done-done)*self.running
             self._free(e)
 
-# %% ../nbs/00d_micro_batches.ipynb #m0000033
+# %% ../nbs/00d_micro_batches.ipynb #m0000036
 @patch
 def _train(self:MicroBatches, i, b):
     "A training batch; with 'auto', on out-of-memory discard the open window, halve the size, and redo the window"
