@@ -112,9 +112,8 @@ class MicroBatches:
         "Give the learner back fastai's `all_batches`; say which size 'auto' found, once"
         self.learn.__dict__.pop('all_batches', None)
         if self.tried and getattr(self.learn.logger, '__name__', None)!='noop':   # not inside `no_logging()`
-            print(f"micro_bs='auto': {', '.join(map(str, self.tried))} samples ran out of memory; "
-                              f"micro-batches of {self.size} samples fit")
-            self.tried = []
+            print(f"micro_bs='auto': {', '.join(map(str, self.tried))} samples ran out of memory; micro-batches of {self.size} samples fit")
+        self.tried = []
 
     def step_log(self)->dict: return {'micro_bs': self.size} if self.auto else {}
 
