@@ -20,19 +20,21 @@ from overhead import mlp, data, TrainTimer
 
 CONFIGS = ('loader', 'split')
 
+OPTIONS = {  # name: (default, help); all positive integers
+    'runs': (9, 'timed rounds, each running both configurations once (>= 5)'),
+    'micro-bs': (64, 'samples per micro-batch, the same in both'),
+    'accum-bs': (512, 'samples per optimizer step: the large batch of `split` (a multiple of --micro-bs)'),
+    'batches': (128, 'micro-batches per epoch'),
+    'width': (1024, 'width of the two hidden layers of the MLP'),
+    'threads': (1, 'PyTorch threads (1: steadier when the machine is shared)')}
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--runs', type=int, default=9, help='timed rounds, each running both configurations once (>= 5)')
-    p.add_argument('--micro-bs', type=int, default=64, help='samples per micro-batch, the same in both')
-    p.add_argument('--accum-bs', type=int, default=512, help='samples per optimizer step: the large batch of `split`')
-    p.add_argument('--batches', type=int, default=128, help='micro-batches per epoch')
-    p.add_argument('--width', type=int, default=1024, help='width of the two hidden layers of the MLP')
-    p.add_argument('--threads', type=int, default=1, help='PyTorch threads (1: steadier when the machine is shared)')
+    for name,(default,help) in OPTIONS.items(): p.add_argument(f'--{name}', type=int, default=default, help=help)
     p.add_argument('--out', type=Path, default=Path(__file__).parent/'micro_bs.md')
     args = p.parse_args()
-    if args.runs < 5: p.error(f'--runs must be at least 5, got {args.runs}')
-    if min(args.micro_bs, args.batches, args.width, args.threads) < 1: p.error('--micro-bs, --batches, --width and --threads must be positive')
-    if args.accum_bs % args.micro_bs: p.error(f'--accum-bs must be a multiple of --micro-bs={args.micro_bs}, got {args.accum_bs}')
+    bad = [name for name in OPTIONS if getattr(args, name.replace('-', '_')) < (5 if name=='runs' else 1)]
+    if bad or args.accum_bs % args.micro_bs: p.error(f'--runs must be >= 5, the others >= 1, --accum-bs a multiple of --micro-bs; got {vars(args)}')
     return args
 
 def learner(config:str, train:list, valid:list, args)->Learner:
@@ -42,28 +44,23 @@ def learner(config:str, train:list, valid:list, args)->Learner:
     dls = DataLoaders(DataLoader(train, bs=bs), DataLoader(valid, bs=args.micro_bs), device='cpu')
     return Learner(dls, mlp(args.width), loss_func=CrossEntropyLossFlat(), cbs=cb)
 
-def epoch(config:str, train:list, valid:list, args)->dict:
+def epoch(config:str, round:int, train:list, valid:list, args)->dict:
     "Train one epoch with `config`; wall seconds, CPU seconds, optimizer steps and micro-batches of its training phase"
     learn,timer = learner(config, train, valid, args),TrainTimer()
     gc.collect()
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3, cbs=timer)
-    return {'seconds': timer.seconds, 'cpu_seconds': timer.cpu_seconds, 'steps': timer.steps,
-            'micro_batches': learn.gradient_accumulation.micro_batches, 'weights': float(sum(p.sum() for p in learn.model.parameters()))}
+    print(f"round {round} {config:7s} {timer.seconds:7.3f} s wall {timer.cpu_seconds:7.3f} s CPU {timer.steps} steps", flush=True)
+    return dict(config=config, round=round, seconds=timer.seconds, cpu_seconds=timer.cpu_seconds, steps=timer.steps,
+                micro_batches=learn.gradient_accumulation.micro_batches, weights=float(sum(p.sum() for p in learn.model.parameters())))
 
-def measure(args)->dict:
-    "Seconds and steps of every run, by configuration; round 0 is the warm-up"
+def measure(args)->list:
+    "Every run; round 0 is the warm-up, and the order of the two swaps each round"
     train,valid = data(args.micro_bs*args.batches),data(args.micro_bs)
-    runs = {c: [] for c in CONFIGS}
-    for r in range(args.runs+1):
-        for config in (CONFIGS if r%2 else CONFIGS[::-1]):
-            run = dict(round=r, **epoch(config, train, valid, args))
-            runs[config].append(run)
-            print(f"round {r} {config:7s} {run['seconds']:7.3f} s wall {run['cpu_seconds']:7.3f} s CPU {run['steps']} steps", flush=True)
-    return runs
+    return [epoch(config, r, train, valid, args) for r in range(args.runs+1) for config in (CONFIGS if r%2 else CONFIGS[::-1])]
 
-def summarize(runs:dict, key:str)->tuple:
-    "Medians of `key`, the ratio of the medians, and the median of the paired (same round) ratios"
-    timed = {c: [run[key] for run in runs[c] if run['round'] > 0] for c in CONFIGS}
+def summarize(runs:list, key:str)->tuple:
+    "Medians of `key` by configuration, the ratio split / loader of the medians, and the median of the ratios of each round"
+    timed = {c: [run[key] for run in runs if run['config']==c and run['round']] for c in CONFIGS}
     median = {c: statistics.median(v) for c,v in timed.items()}
     return median, median['split']/median['loader'], statistics.median(a/b for a,b in zip(timed['split'], timed['loader']))
 
@@ -73,8 +70,9 @@ def main():
     info = dict(machine(), command=command())
     runs = measure(args)
     (wall,ratio,paired),(cpu,cpu_ratio,cpu_paired) = summarize(runs, 'seconds'),summarize(runs, 'cpu_seconds')
-    same = {c: (runs[c][-1]['steps'], runs[c][-1]['micro_batches']) for c in CONFIGS}
-    weights_gap = abs(runs['split'][-1]['weights'] - runs['loader'][-1]['weights'])
+    last = {run['config']: run for run in runs}
+    same = {c: (last[c]['steps'], last[c]['micro_batches']) for c in CONFIGS}
+    weights_gap = abs(last['split']['weights'] - last['loader']['weights'])
     summary = [f"Training epoch of {args.batches*args.micro_bs} samples, one optimizer step per {args.accum_bs}, micro-batches of "
                f"{args.micro_bs}; median of {args.runs} alternating runs each:", '',
                '| configuration | median wall (s) | median CPU (s) | optimizer steps | micro-batches |', '|---|---|---|---|---|',
