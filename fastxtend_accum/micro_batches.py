@@ -124,8 +124,8 @@ def closing_sizes(self:MicroBatches,
                  )->list:    # the units at which a window may close
     "Micro-batches of `micro_bs=k` (windows close by samples on them); with 'auto', whole batches, whatever the size found"
     if self.auto: return sizes
-    world = self.accumulation.processes.world
-    return [piece for n in sizes for piece in [world*self.size]*(n//(world*self.size)) + ([n%(world*self.size)] if n%(world*self.size) else [])]
+    unit = self.accumulation.processes.world*self.size   # a micro-batch of each process
+    return [min(unit, n-start) for n in sizes for start in range(0, n, unit)]
 
 # %% ../nbs/00d_micro_batches.ipynb #m0000033
 @patch
@@ -215,11 +215,13 @@ def _free(self:MicroBatches, e):
     learn.pred = learn.loss = learn.loss_grad = None
     learn.xb,learn.yb = (None,),(None,)
     traceback.clear_frames(e.__traceback__)   # the frames of the failed forward or backward hold its tensors
-    _leave_autocast(learn)
+    if self.accumulation.pending is None: _leave_autocast(learn)   # it failed before `after_loss`, where `MixedPrecision` leaves autocast
     if torch.cuda.is_available(): torch.cuda.empty_cache()
     self.ooms += 1; self.tried.append(failed)
-    if failed<=1: raise torch.OutOfMemoryError("micro_bs='auto': a micro-batch of 1 sample runs out of memory (sizes tried: "
-        f"{', '.join(map(str, self.tried))}): use a smaller model, mixed precision, or a device with more memory") from e
+    if failed<=1:
+        tried,self.tried = ', '.join(map(str, self.tried)),[]
+        raise torch.OutOfMemoryError(f"micro_bs='auto': a micro-batch of 1 sample runs out of memory (sizes tried: {tried}): "
+                                     "use a smaller model, mixed precision, or a device with more memory") from e
     self.size = self.accumulation.micro_size = halve(failed)
     self._count_epoch()
 
@@ -237,7 +239,7 @@ def _discard_window(self:MicroBatches):
     self.done,cb.clock.batches,cb.micro_batches,_ = self.mark
 
 def _leave_autocast(learn):
-    "Exit the autocast context that `MixedPrecision` enters at `before_batch`, if the forward pass failed before `after_loss`"
+    "Exit the autocast context that `MixedPrecision` entered at `before_batch`"
     for cb in learn.cbs:
         autocast = getattr(cb, 'autocast', None)
         if autocast is not None and torch.is_autocast_enabled('cuda'): autocast.__exit__(None, None, None)
