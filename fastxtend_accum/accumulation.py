@@ -15,6 +15,7 @@ from .items import *
 from .loop import *
 from .loggers import LoggerShims
 from .distributed import processes_of
+from .micro_batches import check_micro_bs, MicroBatches
 
 # %% auto #0
 __all__ = ['GradientAccumulation']
@@ -32,14 +33,20 @@ class GradientAccumulation(Callback):
         remainder:str|None=None, # A window short of `accum_bs` at an epoch's end: 'step', 'drop' or 'carry'; None: 'drop' if the DataLoader drops its short last batch, else 'step'
         count_items:Callable|str|None=None, # `f(*yb)`: items (or weight) the loss averages over; None: read from the loss; 'samples': samples
         reduction:str|None=None, # 'mean' or 'sum'. Read from `loss_func.reduction` if not set, else 'mean'
+        micro_bs:int|str|None=None, # Split each batch into micro-batches of this many samples; 'auto': the largest that fits in memory; None: no split
     ):
-        self.accum_bs = positive_int('n_acc', n_acc) if accum_bs is None else positive_int('accum_bs', accum_bs)
+        self.micro_bs = check_micro_bs(micro_bs)
+        if self.micro_bs is not None and accum_bs is None: self.accum_bs = None   # a window is one batch of the DataLoader
+        else: self.accum_bs = positive_int('n_acc', n_acc) if accum_bs is None else positive_int('accum_bs', accum_bs)
+        if isinstance(self.micro_bs, int) and self.accum_bs is not None and self.fixed_windows and self.micro_bs > self.accum_bs:
+            raise ValueError(f"micro_bs={micro_bs} is larger than accum_bs={self.accum_bs}: a micro-batch must fit in a window")
         if remainder is not None: check_choice('remainder', remainder, ('step','drop','carry'))
         if reduction is not None: check_choice('reduction', reduction, ('mean','sum'))
         if not (count_items is None or count_items=='samples' or callable(count_items)):
             raise TypeError(f"`count_items` must be a function of the targets, 'samples' or None, got {count_items!r}")
         store_attr('n_acc,log_accum_batch,remainder,count_items,reduction')
         self.window,self.last_step,self.batch_step,self.shims,self.nested,self.dropped,self.warned_batchnorm = None,None,None,None,0,0,False
+        self.micro,self.micro_size = None,None   # `MicroBatches` of the fit; the size 'auto' found
         install_fit_guard()
 
     _per_batch = {'start_pct', 'batch_step', 'reached', 'samples_after', 'closes', 'nosync', 'pending', 'micro_batches', 'steps', 'last_step'}
@@ -54,9 +61,11 @@ def before_fit(self:GradientAccumulation):
     "Start a fit from an empty window; a `validate` or `get_preds` inside a fit leaves the open window alone"
     if fit_running(self.learn): self.nested += 1; return
     if self.shims is not None: self.shims.remove()  # left by a fit whose `after_fit` did not reach this callback
+    if self.micro is not None: self.micro.remove()
     self.nested,self.window,self.last_step,self.batch_step,self.pending,self.nosync = 0,None,None,None,None,None
     self.steps,self.micro_batches,self.dropped,self.drop_warned,self.train_open,self.finished = 0,0,0,False,False,False
     self.shims = LoggerShims(self)   # applies the W&B config fix now, before `WandbCallback.before_fit`; installed when training starts
+    self.micro = None if self.micro_bs is None else MicroBatches(self, self.micro_bs).install()   # splits each batch, validation too
 
 # %% ../nbs/00_accumulation.ipynb #8951ce83
 @patch
@@ -71,7 +80,7 @@ def _start_training(self:GradientAccumulation):
     self._check_alone()
     mean = loss_reduction(self.loss_func, self.reduction)=='mean'
     self.counter,self.processes = item_counter(self.loss_func, self.count_items, mean),processes_of(self.learn)
-    window = Window(self.accum_bs, ifnone(self.remainder, default_remainder(self.dl)), self.processes.world, mean)
+    window = Window(self.accum_bs or self._batch_window(), ifnone(self.remainder, default_remainder(self.dl)), self.processes.world, mean)
     window.items_per_sample = 1. if self.counter is None else None   # read from the fit's first micro-batch
     self.opt.zero_grad()
     self.window,self.clock = window,StepClock(self._plan(window) if self.fixed_windows else None)
@@ -84,7 +93,7 @@ def _check_alone(self:GradientAccumulation):
     if others: raise ValueError(f"the learner has more than one gradient accumulation callback ({', '.join(others)} besides this "
                                 f"{type(self).__name__}): each would weight and step the same gradients; keep one")
     bs = loader_batch_size(self.dl)
-    if self.fixed_windows and bs is not None and bs > self.accum_bs:
+    if self.fixed_windows and bs is not None and self.accum_bs is not None and bs > self.accum_bs and not isinstance(self.micro_bs, int):
         raise ValueError(f"accum_bs={self.accum_bs} is smaller than the training DataLoader's batch size {bs}: "
                          f"use accum_bs >= {bs}, or a smaller batch size")
 
@@ -95,7 +104,16 @@ def _plan(self:GradientAccumulation, window):
     if not sizes or window.remainder=='carry': return None
     world = self.processes.world
     sizes = [world*s for s in sizes[:-1]] + self.processes.sum(sizes[-1])   # the last micro-batches can differ between processes
+    if self.micro is not None: sizes = self.micro.closing_sizes(sizes)
     return len(window_sizes(sizes, world*window.accum_bs, window.remainder)), len(sizes)
+
+@patch
+def _batch_window(self:GradientAccumulation)->int:
+    "`accum_bs` when `micro_bs` is set without it: the training DataLoader's batch size"
+    bs = loader_batch_size(self.dl)
+    if bs is None: raise ValueError(f"micro_bs={self.micro_bs!r} without accum_bs makes a window of one batch, and the training "
+                                    f"DataLoader ({type(self.dl).__name__}) has no batch size: pass `accum_bs=`")
+    return bs
 
 def _plain(x): return x.as_subclass(Tensor) if isinstance(x, Tensor) else x   # a fastai `TensorBase` as a plain tensor
 
@@ -103,7 +121,7 @@ def _plain(x): return x.as_subclass(Tensor) if isinstance(x, Tensor) else x   # 
 @patch
 def next_accum_bs(self:GradientAccumulation, pct:float)->int:
     "`accum_bs` of the window opening at `pct` of training: fixed here; `GradientAccumulationSchedule` overrides it"
-    return self.accum_bs
+    return ifnone(self.accum_bs, self.window.accum_bs)
 
 @patch
 def _open_window(self:GradientAccumulation):
@@ -124,7 +142,7 @@ def before_batch(self:GradientAccumulation):
     n,epoch_end = find_bs(learn.yb),learn.iter==learn.n_iter-1
     self.clock.batches += 1
     self.samples_after = self.processes.sum(window.samples+n)[0] if epoch_end else window.global_samples+window.world*n
-    self.closes = window.closes(self.samples_after, epoch_end, learn.epoch==learn.n_epoch-1)
+    self.closes = window.closes(self.samples_after, epoch_end, learn.epoch==learn.n_epoch-1) and (self.micro is None or self.micro.may_close)
     if not self.closes:
         self.nosync = self.processes.no_sync()  # before the forward pass, where DDP decides whether backward all-reduces
         self.nosync.__enter__()
@@ -198,7 +216,7 @@ def before_step(self:GradientAccumulation):
 @patch
 def step_log(self:GradientAccumulation)->dict:
     "Values the loggers record with each optimizer step, read from `last_step` (subclasses add theirs)"
-    return self.processes.step_log(self.last_step)
+    return {**self.processes.step_log(self.last_step), **(self.micro.step_log() if self.micro else {})}
 
 @patch
 def _drop(self:GradientAccumulation, why):
@@ -271,6 +289,7 @@ def after_fit_exception(self:GradientAccumulation): self._end_fit("the fit raise
 def _end_fit(self:GradientAccumulation, why):
     "Drop an open window, leave no gradient, give the loggers back, say if no step happened; once per fit"
     if self.shims is not None: self.shims.remove()
+    if self.micro is not None: self.micro.remove()
     if self.window is None or self.finished: return
     self.finished = True
     self._exit_nosync()

@@ -87,9 +87,10 @@ class GradientAccumulationSchedule(GradientAccumulation):
         remainder:str|None=None, # A window short of `accum_bs` at an epoch's end: 'step', 'drop' or 'carry'; None follows the DataLoader's `drop_last`
         count_items:Callable|str|None=None, # `f(*yb)`: items the loss averages over; None: read from the loss; 'samples': samples
         reduction:str|None=None, # 'mean' or 'sum'. Read from `loss_func.reduction` if not set, else 'mean'
+        micro_bs:int|str|None=None, # Split each batch into micro-batches of this many samples ('auto': the largest that fits); sizes are rounded to multiples of it
     ):
         start_accum_bs,final_accum_bs = positive_int('start_accum_bs', start_accum_bs),positive_int('final_accum_bs', final_accum_bs)
-        super().__init__(start_accum_bs, log_accum_batch=log_accum_batch, remainder=remainder, count_items=count_items, reduction=reduction)
+        super().__init__(start_accum_bs, log_accum_batch=log_accum_batch, remainder=remainder, count_items=count_items, reduction=reduction, micro_bs=micro_bs)
         _check_point('start', start), _check_point('finish', finish)
         micro_batch_size = _check_micro_batch_size(micro_batch_size)
         if isinstance(start, numbers.Integral)==isinstance(finish, numbers.Integral) and start > finish:
@@ -131,9 +132,9 @@ class GradientAccumulationSchedule(GradientAccumulation):
     def before_train(self):
         "When a fit starts training, check the schedule against it, and start a new history"
         if self.span is None:
-            self.micro_bs = self._micro_batch_size()
+            self.rounding = self._micro_batch_size()
             self.span = self.fractions(self.n_epoch, clamp=any(isinstance(cb, LRFinder) for cb in self.learn.cbs))
-            self.final_bs = round_accum_bs(self.final_accum_bs, self.micro_bs)
+            self.final_bs = round_accum_bs(self.final_accum_bs, self.rounding)
             self._check_sizes()
             self.history,self.unscaled_lrs = L(),None
         super().before_train()
@@ -146,7 +147,8 @@ class GradientAccumulationSchedule(GradientAccumulation):
                 raise ValueError(f"`schedule` asks for an accumulation batch size of {size} at {pct:.3f} of training: every size must be a finite number > 0")
 
     def _micro_batch_size(self):
-        "`micro_batch_size`, else the training DataLoader's batch size; the two must agree when both are known"
+        "`micro_bs=k` (windows close on its micro-batches), else `micro_batch_size` or the training DataLoader's batch size, which must agree"
+        if isinstance(self.micro_bs, int): return self.micro_bs
         dl = self.dls.train
         bs = loader_batch_size(dl)
         if self.micro_batch_size is None and bs is None:
@@ -159,7 +161,7 @@ class GradientAccumulationSchedule(GradientAccumulation):
 
     def next_accum_bs(self, pct:float)->int:
         "The size the schedule asks for at `pct`, rounded to micro-batches"
-        return round_accum_bs(self.target(pct, self.span), self.micro_bs)
+        return round_accum_bs(self.target(pct, self.span), self.rounding)
 
     def before_step(self):
         "When the core lets the window close: record it, and scale the learning rate of its step"
