@@ -224,9 +224,9 @@ def before_train(self:AdaptiveGradientAccumulation):
         if self.noise is None: raise ValueError("AdaptiveGradientAccumulation follows the noise scale that GradientNoiseScale measures: "
                                                 "add it to the callbacks, `cbs=[AdaptiveGradientAccumulation(...), GradientNoiseScale()]`")
     GradientAccumulationSchedule.before_train(self)
-    if round_accum_bs(self.start_accum_bs, self.micro_bs) < 2*self.micro_bs:
-        raise ValueError(f"`start_accum_bs={self.start_accum_bs}` gives windows of one micro-batch of {self.micro_bs}, which measure no noise "
-                         f"scale, so the windows would never grow: use `start_accum_bs >= {2*self.micro_bs}`")
+    if round_accum_bs(self.start_accum_bs, self.rounding) < 2*self.rounding:
+        raise ValueError(f"`start_accum_bs={self.start_accum_bs}` gives windows of one micro-batch of {self.rounding}, which measure no noise "
+                         f"scale, so the windows would never grow: use `start_accum_bs >= {2*self.rounding}`")
 
 @patch
 def target(self:AdaptiveGradientAccumulation,
