@@ -49,7 +49,7 @@ class GradientAccumulation(Callback):
         self.micro,self.micro_size = None,None   # `MicroBatches` of the fit; the size 'auto' found
         install_fit_guard()
 
-    _per_batch = {'start_pct', 'batch_step', 'reached', 'samples_after', 'closes', 'nosync', 'pending', 'micro_batches', 'steps', 'last_step'}
+    _per_batch = {'start_pct', 'batch_step', 'reached', 'batch_samples', 'samples_after', 'closes', 'nosync', 'pending', 'micro_batches', 'steps', 'last_step'}
     def __setattr__(self, name, value):
         "Set several times a micro-batch: skip fastai's check that the name does not shadow the learner's (~10 us)"
         if name in self._per_batch: object.__setattr__(self, name, value)
@@ -140,6 +140,7 @@ def before_batch(self:GradientAccumulation):
     learn.pct_train = self.start_pct
     self.batch_step,self.reached = None,False
     n,epoch_end = find_bs(learn.yb),learn.iter==learn.n_iter-1
+    self.batch_samples = n
     self.clock.batches += 1
     self.samples_after = self.processes.sum(window.samples+n)[0] if epoch_end else window.global_samples+window.world*n
     self.closes = window.closes(self.samples_after, epoch_end, learn.epoch==learn.n_epoch-1) and (self.micro is None or self.micro.may_close)
@@ -156,11 +157,11 @@ def after_loss(self:GradientAccumulation):
     if loss_grad.ndim:
         raise ValueError(f"GradientAccumulation needs a scalar loss, got one of shape {tuple(loss_grad.shape)}: "
                          f"reduce the loss with 'mean' or 'sum'")
-    n = find_bs(learn.yb)
+    n = self.batch_samples
     items = n if self.counter is None else checked_items(self.counter(*learn.yb))
     if window.items_per_sample is None: window.items_per_sample = self._items_per_sample(n, items)
     self.pending = (n, window.global_samples)
-    weight = window.add(n, items, _plain(learn.loss).detach(), self.samples_after)
+    weight = window.add(n, items, _plain(learn.loss).detach(), self.samples_after, loss_grad.dtype)
     if window.mean: loss_grad = weighted_loss(loss_grad, weight)
     learn.loss_grad = loss_grad   # the tensor whose backward fastai calls: the hook below must be on it
     if loss_grad.requires_grad: loss_grad.register_hook(self._reach)

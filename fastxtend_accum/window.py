@@ -99,9 +99,12 @@ def ref(self:Window)->float:
     return self.accum_bs*self.items_per_sample
 
 @patch
-def weight(self:Window, items)->float:
+def weight(self:Window,
+           items,                   # the micro-batch's items, a number or a 0-d tensor
+           dtype=torch.float64      # the dtype of a tensor weight: the loss's, never float32 for a float64 loss
+          )->float:
     "Factor on a micro-batch's loss of `items` items: `items/ref` for a mean loss, 1 for a summed loss"
-    if isinstance(items, Tensor): items = items.double()   # a count from `count_items`: its weight in float64, not float32
+    if isinstance(items, Tensor): items = items.to(dtype)
     return window_weight(items, self.ref) if self.mean else 1.
 
 @patch
@@ -134,13 +137,14 @@ def add(self:Window,
         samples:int,      # samples in the micro-batch
         items=None,       # items its loss averages over (a number or 0-d tensor); `samples` if not given
         loss=None,        # its loss, detached
-        global_samples:int|None=None # samples of the window with it, all processes; by default `world` equal micro-batches
+        global_samples:int|None=None, # samples of the window with it, all processes; by default `world` equal micro-batches
+        dtype=torch.float64 # the dtype of a tensor weight: the loss's
        ):                 # the micro-batch's weight, `weight(items)`
     "Count a micro-batch in the window, and return the weight of its loss"
-    items = ifnone(items, samples)
+    items = samples if items is None else items
     self.samples += samples
-    self.global_samples = ifnone(global_samples, self.global_samples + self.world*samples)
-    self.counts.append(items); self.losses.append(loss); self.weights.append(self.weight(items))
+    self.global_samples = self.global_samples + self.world*samples if global_samples is None else global_samples
+    self.counts.append(items); self.losses.append(loss); self.weights.append(self.weight(items, dtype))
     return self.weights[-1]
 
 @patch
@@ -176,8 +180,8 @@ def close(self:Window,
           pct:float|None=None    # fraction of training when the window opened
          )->Step:
     "The `Step` record of the window, which is empty again"
-    loss = window_loss(self.losses, self.counts, self.mean) if self.losses and None not in self.losses else None
-    step = Step(self.samples, ifnone(items, self.total_items()), loss, self.accum_bs, self.global_samples, self.n_micro,
+    loss = window_loss(self.losses, self.counts, self.mean) if self.losses and all(l is not None for l in self.losses) else None
+    step = Step(self.samples, self.total_items() if items is None else items, loss, self.accum_bs, self.global_samples, self.n_micro,
                 tuple(self.counts), tuple(self.weights), pct)
     self.clear()
     return step
