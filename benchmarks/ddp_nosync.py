@@ -9,7 +9,7 @@ round is a discarded warm-up, and the ratio is of the medians. Writes `benchmark
     python benchmarks/ddp_nosync.py             # about 1.5 minutes on a quiet 2-core machine
 """
 from __future__ import annotations
-import argparse, json, os, statistics, sys, tempfile, time
+import argparse, gc, json, os, statistics, sys, tempfile, time
 from pathlib import Path
 
 import torch, torch.distributed as dist
@@ -76,6 +76,8 @@ def worker(args):
             result = train_once(config, args, rank, world)
             if round_: raw[config].append(result)
     if rank==0: args.results.write_text(json.dumps({'world_size': world, 'runs': raw}))
+    gc.collect()   # DDP models in reference cycles go before the group: gloo otherwise aborts at exit, now and then
+    dist.barrier()
     dist.destroy_process_group()
 
 def summary(raw:dict, args)->list:
