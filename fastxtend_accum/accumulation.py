@@ -231,6 +231,18 @@ def _drop(self:GradientAccumulation, why):
         self.drop_warned = True
     self.window.clear()
 
+@patch
+def restart_window(self:GradientAccumulation,
+                   micro_batches:int, # micro-batches of the fit counted before the window opened
+                   clock_batches:int  # micro-batches of the epoch counted before the window opened
+                  ):
+    "Forget the open window and its gradients, so that its micro-batches run again (`micro_bs='auto'` after out-of-memory)"
+    self.pending = None
+    self._exit_nosync()
+    self.opt.zero_grad()
+    self.window.clear()
+    self.micro_batches,self.clock.batches = micro_batches,clock_batches
+
 # %% ../nbs/00_accumulation.ipynb #45d46cc0
 @patch
 def after_train(self:GradientAccumulation):

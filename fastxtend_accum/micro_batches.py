@@ -232,11 +232,8 @@ def _discard_window(self:MicroBatches):
     if self.mark[3]:
         raise RuntimeError("micro_bs='auto' ran out of memory in a window carried over from the previous epoch, which "
                            "cannot be redone: use remainder='step' or 'drop', or a start size that fits (micro_bs=('auto', k))")
-    cb.pending = None
-    cb._exit_nosync()
-    cb.opt.zero_grad()
-    cb.window.clear()
-    self.done,cb.clock.batches,cb.micro_batches,_ = self.mark
+    self.done,clock_batches,micro_batches,_ = self.mark
+    cb.restart_window(micro_batches, clock_batches)
 
 def _leave_autocast(learn):
     "Exit the autocast context that `MixedPrecision` entered at `before_batch`"

@@ -46,10 +46,6 @@ def _ratio(trace, grad_sq)->float:
     if grad_sq > 0: return trace/grad_sq
     return math.inf if trace > 0 else math.nan
 
-def _mean_loss(accumulation, loss_func)->bool:
-    "Whether the loss averages over items, as the accumulation callback's window weights it"
-    return accumulation.window.mean
-
 def _vector(values, like:Tensor)->Tensor:
     "Numbers and 0-d tensors as one vector with the dtype and device of `like`"
     if not any(isinstance(v, Tensor) for v in values): return torch.tensor(values, dtype=like.dtype, device=like.device)
@@ -126,7 +122,7 @@ def _sums(self:GradientNoiseScale, step, micro:list)->list:
     like = torch.zeros((), dtype=torch.float32 if micro[0].device.type=='mps' else torch.float64, device=micro[0].device)
     squares = torch.stack([m.to(like).square().sum() for m in micro])
     counts,weights = _vector(step.counts, like),_vector(step.weights, like)
-    mean = _mean_loss(self.accumulation, self.learn.loss_func)
+    mean = self.accumulation.window.mean   # the loss averages over items (else: a sum)
     local = torch.stack([micro_batch_terms(squares, counts, weights, mean).sum(), (counts>0).sum().to(like), counts.sum()])
     if self.accumulation.processes.world>1: dist.all_reduce(local, group=self.learn.model.process_group)  # one collective per step
     grads = [p.grad for p in self.params if p.grad is not None]
@@ -147,7 +143,7 @@ def _estimate(self:GradientNoiseScale, step, micro:list)->dict:
     "Estimates of |G|^2 and tr(Sigma) for the window that steps, with its global items and micro-batches"
     small,k,items,window,scale = self._sums(step, micro)
     small,window = small/scale**2,window/scale**2
-    big = items*window if _mean_loss(self.accumulation, self.learn.loss_func) else window/items   # B|g|^2
+    big = items*window if self.accumulation.window.mean else window/items   # B|g|^2
     grad_sq,trace = noise_estimates(small, big, k, items) if k>=2 else (math.nan, math.nan)
     return dict(items=items, micro_batches=int(k), grad_sq=grad_sq, trace=trace)
 
