@@ -62,7 +62,7 @@ def before_fit(self:GradientAccumulation):
     if fit_running(self.learn): self.nested += 1; return
     if self.shims is not None: self.shims.remove()  # left by a fit whose `after_fit` did not reach this callback
     if self.micro is not None: self.micro.remove()
-    self.nested,self.window,self.last_step,self.batch_step,self.pending,self.nosync = 0,None,None,None,None,None
+    self.nested,self.window,self.last_step,self.batch_step,self.pending,self.nosync,self.end_samples = 0,None,None,None,None,None,None
     self.steps,self.micro_batches,self.dropped,self.drop_warned,self.train_open,self.finished = 0,0,0,False,False,False
     self.shims = LoggerShims(self)   # applies the W&B config fix now, before `WandbCallback.before_fit`; installed when training starts
     self.micro = None if self.micro_bs is None else MicroBatches(self, self.micro_bs).install()   # splits each batch, validation too
@@ -79,7 +79,7 @@ def before_train(self:GradientAccumulation):
 def _start_training(self:GradientAccumulation):
     self._check_alone()
     mean = loss_reduction(self.loss_func, self.reduction)=='mean'
-    self.counter,self.processes = item_counter(self.loss_func, self.count_items, mean),processes_of(self.learn)
+    self.counter,self.processes = item_counter(self.loss_func, self.count_items, mean),processes_of(self.learn, at_step=self.micro is not None and self.micro.auto)
     window = Window(self.accum_bs or self._batch_window(), ifnone(self.remainder, default_remainder(self.dl)), self.processes.world, mean)
     window.items_per_sample = 1. if self.counter is None else None   # read from the fit's first micro-batch
     self.opt.zero_grad()
@@ -142,11 +142,16 @@ def before_batch(self:GradientAccumulation):
     n,epoch_end = find_bs(learn.yb),learn.iter==learn.n_iter-1
     self.batch_samples = n
     self.clock.batches += 1
-    self.samples_after = self.processes.sum(window.samples+n)[0] if epoch_end else window.global_samples+window.world*n
+    self.samples_after = self._epoch_end_samples(window.samples+n) if epoch_end else window.global_samples+window.world*n
     self.closes = window.closes(self.samples_after, epoch_end, learn.epoch==learn.n_epoch-1) and (self.micro is None or self.micro.may_close)
-    if not self.closes:
-        self.nosync = self.processes.no_sync()  # before the forward pass, where DDP decides whether backward all-reduces
-        self.nosync.__enter__()
+    self.nosync = self.processes.no_sync(self.closes)  # before the forward pass, where DDP decides whether backward all-reduces
+    self.nosync.__enter__()
+
+@patch
+def _epoch_end_samples(self:GradientAccumulation, samples:int)->int:
+    "The window's samples at the epoch's end, all processes together: one sum per epoch, also when micro_bs='auto' redoes the window"
+    if self.end_samples is None or self.end_samples[0]!=(self.epoch, samples): self.end_samples = ((self.epoch, samples), self.processes.sum(samples)[0])
+    return self.end_samples[1]
 
 # %% ../nbs/00_accumulation.ipynb #6700ffd1
 @patch
@@ -204,7 +209,10 @@ def before_step(self:GradientAccumulation):
     if not self.closes: raise CancelBatchException()
     window = self.window
     items = window.total_items()
-    global_items = window.global_samples if self.counter is None else self.processes.sum(items)[0]
+    votes = self.micro.votes() if self.micro is not None else []   # micro_bs='auto' under DDP: has a process changed its size
+    sums = self.processes.share_gradients(*([] if self.counter is None else [items]), *votes)   # with 'auto' under DDP, the gradients' all-reduce too
+    if votes: self.micro.agree(*sums[-len(votes):])
+    global_items = window.global_samples if self.counter is None else sums[0]
     self.clock.steps += 1
     if not global_items:   # every process sees the same total: all drop, or none does
         self._drop(f"its {window.n_micro} micro-batch(es) hold no counted item (a window of {window.samples} samples whose targets are all ignored)")

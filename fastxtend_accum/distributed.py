@@ -13,15 +13,16 @@ from contextlib import nullcontext
 from fastai.basics import *
 
 # %% auto #0
-__all__ = ['LocalProcess', 'DDPProcesses', 'processes_of', 'fix_distributed_dl', 'rank_items', 'AllReduceCounter', 'free_port',
-           'launch_local']
+__all__ = ['LocalProcess', 'DDPProcesses', 'processes_of', 'all_reduce_mean', 'broadcast_buffers', 'fix_distributed_dl',
+           'rank_items', 'AllReduceCounter', 'free_port', 'launch_local']
 
 # %% ../nbs/04_distributed.ipynb #p0000002
 class LocalProcess:
     "One process: a sum over processes is the value itself, and every backward keeps its gradient"
     world,steps_cut_windows = 1,True  # a window cut short by a cancelled batch holds its whole gradient: it can step
     def sum(self, *values)->list: return list(values)
-    def no_sync(self): return nullcontext()
+    def no_sync(self, closes:bool=False): return nullcontext()
+    def share_gradients(self, *values)->list: return list(values)
     def step_log(self, step)->dict: return {}
     def __repr__(self): return 'LocalProcess()'
 
@@ -29,23 +30,103 @@ class LocalProcess:
 class DDPProcesses:
     "The processes of a `DistributedDataParallel` model: one all-reduce per sum, DDP's `no_sync`"
     steps_cut_windows = False  # a window cut short was never all-reduced: it is dropped
-    def __init__(self, model:nn.parallel.DistributedDataParallel):
-        self.model,self.world = model,dist.get_world_size(model.process_group)
+    def __init__(self,
+        model:nn.parallel.DistributedDataParallel,
+        at_step:bool=False # all-reduce the gradients at the step, after the window's last backward, not in it
+    ):
+        self.model,self.world,self.at_step = model,dist.get_world_size(model.process_group),at_step
+        if at_step: _check_at_step(model)
+
     def sum(self, *values)->list:
         "Sum of each of `values` over the processes, in one collective"
         t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=next(self.model.parameters()).device)
         dist.all_reduce(t, group=self.model.process_group)
         return [int(v) if v==int(v) else v for v in t.tolist()]
-    def no_sync(self): return self.model.no_sync()
+
+    def no_sync(self, closes:bool=False):
+        "DDP's `no_sync` for a micro-batch that does not close its window; with `at_step`, for every micro-batch"
+        return nullcontext() if closes and not self.at_step else self.model.no_sync()
+
     def step_log(self, step)->dict: return {'global_batch': step.global_samples}
-    def __repr__(self): return f'DDPProcesses(world={self.world})'
+    def __repr__(self): return f'DDPProcesses(world={self.world}{", at_step=True" if self.at_step else ""})'
 
 # %% ../nbs/04_distributed.ipynb #62e809e8
-def processes_of(learn:Learner)->LocalProcess|DDPProcesses:
+def processes_of(learn:Learner,
+                 at_step:bool=False # under DDP, all-reduce the gradients at the step (`micro_bs='auto'`)
+                )->LocalProcess|DDPProcesses:
     "The processes that train `learn` together; under DDP, fastai's `DistributedDL` is also made to work on gloo"
     if not isinstance(learn.model, nn.parallel.DistributedDataParallel): return LocalProcess()
     fix_distributed_dl()
-    return DDPProcesses(learn.model)
+    return DDPProcesses(learn.model, at_step)
+
+# %% ../nbs/04_distributed.ipynb #p0000011
+@patch
+def share_gradients(self:DDPProcesses, *values)->list:
+    "At a window's step: sums of `values` over the processes; with `at_step`, average the gradients in the same all-reduce, as DDP's backward does"
+    if not self.at_step: return self.sum(*values) if values else []
+    model,ignored = self.model,set(getattr(self.model, 'parameters_to_ignore', ()))   # names DDP leaves alone
+    sums = all_reduce_mean([p for n,p in model.module.named_parameters() if n not in ignored], values, model.process_group,
+                           getattr(model, 'bucket_bytes_cap', 25*2**20))
+    if model.broadcast_buffers: broadcast_buffers(model.module, model.process_group, ignored)
+    return sums
+
+def _check_at_step(model):
+    "`at_step` needs DDP to leave the forward alone: no buffers broadcast in it, no `SyncBatchNorm`"
+    synced = [type(m).__name__ for m in model.modules() if isinstance(m, nn.SyncBatchNorm)]
+    if synced: raise ValueError(f"all-reducing the gradients at the step cannot work with {synced[0]}: it all-reduces in every "
+                                "forward, so one process cannot redo its window alone; use micro_bs=k instead of 'auto'")
+    model.require_forward_param_sync = False   # DDP would broadcast buffers in the next forward; `share_gradients` does it at each step
+
+# %% ../nbs/04_distributed.ipynb #p0000013
+def all_reduce_mean(params:list,          # parameters whose `.grad` is averaged (`None`: no gradient on this process)
+                    values:list|tuple=(), # numbers summed over the processes, in the first bucket's all-reduce
+                    group=None,           # the process group; `None`: all processes
+                    bucket_bytes:int=25*2**20 # the most bytes of gradient per all-reduce (DDP's `bucket_cap_mb`)
+                   )->list:               # the sums of `values`
+    "Average the gradients of `params` over the processes of `group`, bucket by bucket, and sum `values` with the first"
+    params = [p for p in params if p.requires_grad]
+    sparse = [tuple(p.shape) for p in params if p.grad is not None and p.grad.is_sparse]
+    if sparse: raise ValueError(f"sparse gradients (parameter of shape {sparse[0]}) cannot be all-reduced at the step: use micro_bs=k")
+    world,buckets = dist.get_world_size(group),_buckets(params, bucket_bytes)
+    head = [*map(float, values), *(float(p.grad is not None) for p in params)]   # the values, then where a gradient exists
+    rides = bool(buckets) and buckets[0][0].dtype in (torch.float32, torch.float64)
+    if not rides: head = _all_reduce(torch.tensor(head, dtype=torch.float64), group).tolist()
+    index = {id(p): i for i,p in enumerate(params)}
+    for i,bucket in enumerate(buckets):
+        flat = torch.cat([p.grad.reshape(-1) if p.grad is not None else p.new_zeros(p.numel()) for p in bucket]).div_(world)
+        if i==0 and rides:
+            flat = _all_reduce(torch.cat([flat, flat.new_tensor(head)]), group)
+            flat,head = flat[:-len(head)],flat[-len(head):].tolist()
+        else: flat = _all_reduce(flat, group)
+        for p,g in zip(bucket, flat.split([p.numel() for p in bucket])):
+            if p.grad is not None: p.grad.copy_(g.view_as(p))
+            elif head[len(values)+index[id(p)]]: p.grad = g.view_as(p).clone()
+    return [int(v) if v==int(v) else v for v in head[:len(values)]]
+
+def _all_reduce(t, group): dist.all_reduce(t, group=group); return t
+
+def _buckets(params, bucket_bytes)->list:
+    "Consecutive parameters of one dtype, at most `bucket_bytes` each (one parameter may exceed it)"
+    buckets,size = [],0
+    for p in params:
+        nbytes = p.numel()*p.element_size()
+        if not buckets or buckets[-1][-1].dtype!=p.dtype or size+nbytes>bucket_bytes: buckets.append([]); size = 0
+        buckets[-1].append(p); size += nbytes
+    return buckets
+
+# %% ../nbs/04_distributed.ipynb #p0000014
+def broadcast_buffers(module:nn.Module, # the module whose buffers the group's first process gives to all
+                      group=None,       # the process group; `None`: all processes
+                      ignore:set=()     # names of buffers left alone
+                     ):
+    "Give every process the buffers (BatchNorm statistics) of the group's first process, one broadcast per dtype, as DDP does in a forward"
+    buffers = [b for n,b in module.named_buffers() if n not in ignore]
+    src = dist.get_global_rank(group or dist.group.WORLD, 0)
+    for dtype in dict.fromkeys(b.dtype for b in buffers):
+        same = [b for b in buffers if b.dtype==dtype]
+        flat = torch.cat([b.reshape(-1) for b in same])
+        dist.broadcast(flat, src, group=group)
+        for b,f in zip(same, flat.split([b.numel() for b in same])): b.copy_(f.view_as(b))
 
 # %% ../nbs/04_distributed.ipynb #e7348e68
 def _broadcast(self,     # a fastai `DistributedDL`

@@ -7,6 +7,7 @@ Docs: https://fastxtend-accum.github.io/fastxtend_accum/micro_batches.html.md"""
 # %% ../nbs/00d_micro_batches.ipynb #m0000002
 from __future__ import annotations
 import math, numbers, itertools, traceback
+import torch.distributed as dist
 from fastai.basics import *
 from .window import positive_int
 from .loop import epoch_sizes, loader_batch_size
@@ -99,9 +100,8 @@ class MicroBatches:
         self.auto = isinstance(micro_bs, tuple)
         self.size = ifnone(getattr(accumulation, 'micro_size', None), micro_bs[1]) if self.auto else micro_bs
         self.may_close,self.ooms,self.tried = True,0,[]
-        if self.auto and isinstance(self.learn.model, nn.parallel.DistributedDataParallel):
-            raise NotImplementedError("micro_bs='auto' does not work under DistributedDataParallel yet (a process that runs out of "
-                                      "memory cannot leave the others' all-reduce): find the size on one process, then pass micro_bs=k")
+        self.changed = self.auto and self.size is not None   # under DDP, a size found by an earlier fit is agreed at the first step
+        self.where = ''   # under DDP: ' on another process' when this one took the size of another
 
     def install(self):
         "Run the learner's batches through `all_batches` below, for this fit"
@@ -112,7 +112,7 @@ class MicroBatches:
         "Give the learner back fastai's `all_batches`; say which size 'auto' found, once"
         self.learn.__dict__.pop('all_batches', None)
         if self.tried and getattr(self.learn.logger, '__name__', None)!='noop':   # not inside `no_logging()`
-            print(f"micro_bs='auto': {', '.join(map(str, self.tried))} samples ran out of memory; micro-batches of {self.size} samples fit")
+            print(f"micro_bs='auto': {', '.join(map(str, self.tried))} samples ran out of memory{self.where}; micro-batches of {self.size} samples fit")
         self.tried = []
 
     def step_log(self)->dict: return {'micro_bs': self.size} if self.auto else {}
@@ -133,7 +133,8 @@ def all_batches(self:MicroBatches):
     "fastai's `all_batches`, one `one_batch` per micro-batch: `iter` and `n_iter` count micro-batches"
     learn = self.learn
     self.sizes,self.n_batches,self.done,self.kept = epoch_sizes(learn.dl),len(learn.dl),0,[]
-    self.full_bs = loader_batch_size(learn.dl) if isinstance(learn.model, nn.parallel.DistributedDataParallel) else None
+    ddp = isinstance(learn.model, nn.parallel.DistributedDataParallel) and not self.auto   # 'auto' runs no collective inside a window
+    self.full_bs = loader_batch_size(learn.dl) if ddp else None
     self._count_epoch()
     learn.n_iter = self.done + self.after[0] + self.counts[0] if self.n_batches else 0
     self._show_n_iter()
@@ -194,7 +195,9 @@ def _train(self:MicroBatches, i, b):
     "A training batch; with 'auto', on out-of-memory discard the open window, halve the size, and redo the window"
     self.batch,cb = i,self.accumulation
     if not self.auto: return self._run(b, self.size)
-    if not self.kept: self.mark = (self.done, cb.clock.batches, cb.micro_batches, cb.window.n_micro)
+    if not self.kept:
+        self.mark = (self.done, cb.clock.batches, cb.micro_batches, cb.window.n_micro)
+        self.buffers = [b.clone() for b in self.learn.model.buffers()]   # BatchNorm statistics, put back if the window is redone
     self.kept.append((i, b))
     todo = [(i, b)]
     while True:
@@ -217,7 +220,7 @@ def _free(self:MicroBatches, e):
     traceback.clear_frames(e.__traceback__)   # the frames of the failed forward or backward hold its tensors
     if self.accumulation.pending is None: _leave_autocast(learn)   # it failed before `after_loss`, where `MixedPrecision` leaves autocast
     if torch.cuda.is_available(): torch.cuda.empty_cache()
-    self.ooms += 1; self.tried.append(failed)
+    self.ooms += 1; self.tried.append(failed); self.changed = True
     if failed<=1:
         tried,self.tried = ', '.join(map(str, self.tried)),[]
         raise torch.OutOfMemoryError(f"micro_bs='auto': a micro-batch of 1 sample runs out of memory (sizes tried: {tried}): "
@@ -234,9 +237,33 @@ def _discard_window(self:MicroBatches):
                            "cannot be redone: use remainder='step' or 'drop', or a start size that fits (micro_bs=('auto', k))")
     self.done,clock_batches,micro_batches,_ = self.mark
     cb.restart_window(micro_batches, clock_batches)
+    with torch.no_grad():
+        for b,saved in zip(self.learn.model.buffers(), self.buffers): b.copy_(saved)   # no sample counted twice in them
 
 def _leave_autocast(learn):
     "Exit the autocast context that `MixedPrecision` entered at `before_batch`"
     for cb in learn.cbs:
         autocast = getattr(cb, 'autocast', None)
-        if autocast is not None and torch.is_autocast_enabled('cuda'): autocast.__exit__(None, None, None)
+        if isinstance(autocast, torch.autocast) and torch.is_autocast_enabled(autocast.device): autocast.__exit__(None, None, None)
+
+# %% ../nbs/00d_micro_batches.ipynb #m0000071
+@patch
+def votes(self:MicroBatches)->list:
+    "What this process adds to the step's all-reduce: whether its size changed (with 'auto' under DDP; else nothing)"
+    return [float(self.changed)] if self.auto and self.accumulation.processes.world>1 else []
+
+@patch
+def agree(self:MicroBatches,
+          changed:int # processes whose size changed since the last agreement
+         ):
+    "After the step's all-reduce: if a process changed its size, every process takes the smallest (one more all-reduce)"
+    self.changed = False
+    if not changed: return
+    model,unset = self.learn.model,2.**62   # `None`, the whole batch: larger than any size
+    t = torch.tensor([float(self.size or unset)], dtype=torch.float64, device=next(model.parameters()).device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN, group=model.process_group)
+    size = int(t.item())
+    if self.size is not None and size>=self.size: return
+    if not self.tried: self.tried,self.where = [self.size or self.running],' on another process'
+    self.size = self.accumulation.micro_size = size
+    self._count_epoch()
