@@ -49,7 +49,7 @@ class GradientAccumulation(Callback):
         self.micro,self.micro_size = None,None   # `MicroBatches` of the fit; the size 'auto' found
         install_fit_guard()
 
-    _per_batch = {'start_pct', 'batch_step', 'reached', 'batch_samples', 'samples_after', 'closes', 'nosync', 'pending', 'micro_batches', 'steps', 'last_step'}
+    _per_batch = {'start_pct', 'batch_step', 'reached', 'batch_samples', 'samples_after', 'closes', 'nosync', 'pending', 'micro_batches', 'steps', 'last_step', 'sharing'}
     def __setattr__(self, name, value):
         "Set several times a micro-batch: skip fastai's check that the name does not shadow the learner's (~10 us)"
         if name in self._per_batch: object.__setattr__(self, name, value)
@@ -125,7 +125,7 @@ def next_accum_bs(self:GradientAccumulation, pct:float)->int:
 
 @patch
 def _open_window(self:GradientAccumulation):
-    self.start_pct = self.clock.pct(self.epoch, self.n_epoch, self.iter, self.n_iter)
+    self.start_pct = self.clock.pct(self.epoch, self.n_epoch, *(self.micro.position(self.iter, self.n_iter) if self.micro else (self.iter, self.n_iter)))
     self.window.accum_bs = positive_int('accum_bs', self.next_accum_bs(self.start_pct))
     if not self.warned_batchnorm:
         self.warned_batchnorm,names = True,batchnorm_in_training(self.model)
@@ -138,7 +138,7 @@ def before_batch(self:GradientAccumulation):
     learn,window = self.learn,self.window   # learner attributes read directly: through the callback each costs a lookup
     if not window.n_micro: self._open_window()
     learn.pct_train = self.start_pct
-    self.batch_step,self.reached = None,False
+    self.batch_step,self.reached,self.sharing = None,False,False
     n,epoch_end = find_bs(learn.yb),learn.iter==learn.n_iter-1
     self.batch_samples = n
     self.clock.batches += 1
@@ -210,6 +210,7 @@ def before_step(self:GradientAccumulation):
     window = self.window
     items = window.total_items()
     votes = self.micro.votes() if self.micro is not None else []   # micro_bs='auto' under DDP: has a process changed its size
+    self.sharing = True   # from here an out-of-memory error cannot be redone: the processes may be inside the all-reduce
     sums = self.processes.share_gradients(*([] if self.counter is None else [items]), *votes)   # with 'auto' under DDP, the gradients' all-reduce too
     if votes: self.micro.agree(*sums[-len(votes):])
     global_items = window.global_samples if self.counter is None else sums[0]

@@ -78,8 +78,10 @@ class BatchNormWindowStats(Callback):
         self.hooks = [bn.register_forward_pre_hook(self._record) for bn in self.layers]
 
     def before_batch(self):
-        "Open a window at its first micro-batch: keep the running statistics it starts from"
-        if self.training and self.hooks and self.start is None: self.start,self.moments = {bn: _running(bn) for bn in self.layers},{}
+        "Open a window at its first micro-batch: keep the running statistics it starts from (a window redone by micro_bs='auto' starts again)"
+        if not (self.training and self.hooks): return
+        if self.start is None: self.start = {bn: _running(bn) for bn in self.layers}
+        if not self.accumulation.window.n_micro: self.moments = {}
 
     def _record(self, bn, args):
         if self.learn.training and bn.training and self.start is not None:

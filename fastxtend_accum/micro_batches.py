@@ -102,6 +102,8 @@ class MicroBatches:
         self.may_close,self.ooms,self.tried = True,0,[]
         self.changed = self.auto and self.size is not None   # under DDP, a size found by an earlier fit is agreed at the first step
         self.where = ''   # under DDP: ' on another process' when this one took the size of another
+        model = self.learn.model
+        self.ddp = isinstance(model, nn.parallel.DistributedDataParallel) and dist.get_world_size(model.process_group)>1
 
     def install(self):
         "Run the learner's batches through `all_batches` below, for this fit"
@@ -127,13 +129,23 @@ def closing_sizes(self:MicroBatches,
     unit = self.accumulation.processes.world*self.size   # a micro-batch of each process
     return [min(unit, n-start) for n in sizes for start in range(0, n, unit)]
 
+# %% ../nbs/00d_micro_batches.ipynb #m0000075
+@patch
+def position(self:MicroBatches,
+             iter:int,  # the learner's micro-batch in the epoch
+             n_iter:int # micro-batches in the epoch
+            )->tuple:   # (done, total) for the fraction of the epoch done
+    "Where a window opens in the epoch: the micro-batch, or with 'auto' the batch"
+    return (self.batch, self.n_batches) if self.auto else (iter, n_iter)
+
 # %% ../nbs/00d_micro_batches.ipynb #m0000033
 @patch
 def all_batches(self:MicroBatches):
     "fastai's `all_batches`, one `one_batch` per micro-batch: `iter` and `n_iter` count micro-batches"
     learn = self.learn
     self.sizes,self.n_batches,self.done,self.kept = epoch_sizes(learn.dl),len(learn.dl),0,[]
-    ddp = isinstance(learn.model, nn.parallel.DistributedDataParallel) and not self.auto   # 'auto' runs no collective inside a window
+    if self.auto and self.ddp: self._in_step()
+    ddp = isinstance(learn.model, nn.parallel.DistributedDataParallel) and not (self.auto and learn.training)   # 'auto' trains with no collective inside a window
     self.full_bs = loader_batch_size(learn.dl) if ddp else None
     self._count_epoch()
     learn.n_iter = self.done + self.after[0] + self.counts[0] if self.n_batches else 0
@@ -186,8 +198,16 @@ def _validate(self:MicroBatches, i, b):
         try: return self._run(b, self.size, start)
         except torch.OutOfMemoryError as e:
             if not self.auto: raise
+            if self.ddp: raise _in_step_error('validating', self.running) from e
             start += (self.done-done)*self.running
             self._free(e)
+
+def _in_step_error(what:str, size:int)->torch.OutOfMemoryError:
+    "Under DDP, where the processes must run as many micro-batches as each other"
+    return torch.OutOfMemoryError(
+        f"micro_bs='auto' ran out of memory {what} micro-batches of {size} samples on process {dist.get_rank()}: under DDP "
+        f"fastai gathers every micro-batch's metrics from all processes, so one process cannot halve alone here. Start "
+        f"from a size that fits, micro_bs=('auto', {halve(size)}), or use micro_bs=k")
 
 # %% ../nbs/00d_micro_batches.ipynb #m0000036
 @patch
@@ -198,6 +218,7 @@ def _train(self:MicroBatches, i, b):
     if not self.kept:
         self.mark = (self.done, cb.clock.batches, cb.micro_batches, cb.window.n_micro)
         self.buffers = [b.clone() for b in self.learn.model.buffers()]   # BatchNorm statistics, put back if the window is redone
+        self.metrics = [(m, _copied(vars(m))) for m in _train_metrics(self.learn)]   # and the training metrics
     self.kept.append((i, b))
     todo = [(i, b)]
     while True:
@@ -205,7 +226,7 @@ def _train(self:MicroBatches, i, b):
             for self.batch,batch in todo: self._run(batch, self.size)
             break
         except torch.OutOfMemoryError as e:
-            if cb.batch_step is not None: raise   # the optimizer step had begun: the weights may have changed
+            if cb.sharing: raise   # the step had begun: the processes may be in its all-reduce, the weights may have changed
             self._free(e)
             self._discard_window()
             todo = self.kept
@@ -239,6 +260,16 @@ def _discard_window(self:MicroBatches):
     cb.restart_window(micro_batches, clock_batches)
     with torch.no_grad():
         for b,saved in zip(self.learn.model.buffers(), self.buffers): b.copy_(saved)   # no sample counted twice in them
+    for m,state in self.metrics: vars(m).update(_copied(state))
+
+def _train_metrics(learn)->list:
+    "The Recorder's training metrics, which see every micro-batch (`recorder.train_metrics`)"
+    recorder = getattr(learn, 'recorder', None)
+    return list(recorder._train_mets[1:]) if recorder is not None and recorder.train_metrics else []
+
+def _copied(state:dict)->dict:
+    "A metric's attributes, its lists and tensors copied: what it has accumulated so far"
+    return {k: list(v) if isinstance(v, list) else v.clone() if isinstance(v, Tensor) else v for k,v in state.items()}
 
 def _leave_autocast(learn):
     "Exit the autocast context that `MixedPrecision` entered at `before_batch`"
@@ -267,3 +298,17 @@ def agree(self:MicroBatches,
     if not self.tried: self.tried,self.where = [self.size or self.running],' on another process'
     self.size = self.accumulation.micro_size = size
     self._count_epoch()
+
+# %% ../nbs/00d_micro_batches.ipynb #m0000073
+@patch
+def _in_step(self:MicroBatches):
+    "Before training or validating under DDP: no training metrics with 'auto'; before validating, all processes take the smallest size"
+    learn = self.learn
+    if learn.training and _train_metrics(learn):
+        raise ValueError("micro_bs='auto' under DDP cannot compute training metrics (recorder.train_metrics=True): fastai gathers them "
+                         "from all processes at every micro-batch, and a process that runs out of memory redoes its window alone. "
+                         "Set learn.recorder.train_metrics=False, or use micro_bs=k")
+    if learn.training: return
+    t = torch.tensor([float(self.changed)], dtype=torch.float64, device=next(learn.model.parameters()).device)
+    dist.all_reduce(t, group=learn.model.process_group)
+    self.agree(int(t.item()))
