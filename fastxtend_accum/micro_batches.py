@@ -13,7 +13,7 @@ from .window import positive_int
 from .loop import epoch_sizes, loader_batch_size
 
 # %% auto #0
-__all__ = ['batch_slice', 'split_batch', 'check_micro_bs', 'n_micro', 'halve', 'MemoryLimit', 'MicroBatches']
+__all__ = ['batch_slice', 'split_batch', 'join_batches', 'check_micro_bs', 'n_micro', 'halve', 'MemoryLimit', 'MicroBatches']
 
 # %% ../nbs/00d_micro_batches.ipynb #m0000008
 def batch_slice(b,         # a tensor, or a tuple, list or dict of them (nested)
@@ -35,6 +35,19 @@ def split_batch(b,     # a batch: tensors, tuples or dicts of them
     "Split `b` along the batch dimension into micro-batches of `k` samples"
     n = find_bs(b)
     return [batch_slice(b, start, min(start+k, n), n) for start in range(0, n, k)] or [b]
+
+# %% ../nbs/00d_micro_batches.ipynb #m0000091
+def join_batches(parts:list # outputs of the pieces of a batch: tensors, or tuples, lists or dicts of them
+                ):          # the output of the whole batch
+    "Concatenate `parts` along the batch dimension, alike in each tuple, list or dict"
+    first = parts[0]
+    if isinstance(first, Tensor) and first.ndim: return torch.cat(parts)
+    if isinstance(first, dict): return type(first)({k: join_batches([p[k] for p in parts]) for k in first})
+    if isinstance(first, (tuple, list)):
+        joined = [join_batches(list(o)) for o in zip(*parts)]
+        return type(first)(*joined) if hasattr(first, '_fields') else type(first)(joined)
+    raise TypeError(f"cannot join the outputs of a forward split to fit in memory: {type(first).__name__} "
+                    f"{tuple(first.shape) if isinstance(first, Tensor) else ''} has no batch dimension")
 
 # %% ../nbs/00d_micro_batches.ipynb #m0000016
 def check_micro_bs(v # what `GradientAccumulation(micro_bs=...)` was given
@@ -99,7 +112,7 @@ class MicroBatches:
         self.accumulation,self.learn = accumulation,accumulation.learn
         self.auto = isinstance(micro_bs, tuple)
         self.size = ifnone(getattr(accumulation, 'micro_size', None), micro_bs[1]) if self.auto else micro_bs
-        self.may_close,self.ooms,self.tried = True,0,[]
+        self.may_close,self.ooms,self.tried,self.chunk,self.said_chunk,self.kept_forward = True,0,[],None,False,None
         self.changed = self.auto and self.size is not None   # under DDP, a size found by an earlier fit is agreed at the first step
         self.where = ''   # under DDP: ' on another process' when this one took the size of another
         model = self.learn.model
@@ -113,9 +126,10 @@ class MicroBatches:
     def remove(self):
         "Give the learner back fastai's `all_batches`; say which size 'auto' found, once"
         self.learn.__dict__.pop('all_batches', None)
-        if self.tried and getattr(self.learn.logger, '__name__', None)!='noop':   # not inside `no_logging()`
-            print(f"micro_bs='auto': {', '.join(map(str, self.tried))} samples ran out of memory{self.where}; micro-batches of {self.size} samples fit")
-        self.tried = []
+        said = [f"{', '.join(map(str, self.tried))} samples ran out of memory{self.where}; micro-batches of {self.size} samples fit"]*bool(self.tried)
+        if self.chunk and not self.said_chunk: said.append(f"validation splits their forward in {self.chunk} samples")
+        if said and getattr(self.learn.logger, '__name__', None)!='noop': print(f"micro_bs='auto': {'; '.join(said)}")   # not inside `no_logging()`
+        self.tried,self.said_chunk = [],self.chunk is not None
 
     def step_log(self)->dict: return {'micro_bs': self.size} if self.auto else {}
 
@@ -150,9 +164,12 @@ def all_batches(self:MicroBatches):
     self._count_epoch()
     learn.n_iter = self.done + self.after[0] + self.counts[0] if self.n_batches else 0
     self._show_n_iter()
-    for i,b in enumerate(learn.dl):
-        if learn.training: self._train(i, b)
-        else: self._validate(i, b)
+    if not learn.training and self.auto: self._split_forward()
+    try:
+        for i,b in enumerate(learn.dl):
+            if learn.training: self._train(i, b)
+            else: self._validate(i, b)
+    finally: self._split_forward(False)
     clock = self.accumulation.clock if learn.training else None
     if clock is not None and clock.plan and self.auto: clock.plan = (clock.plan[0], learn.n_iter)  # the epoch's micro-batches at the sizes found
 
@@ -191,23 +208,41 @@ def _run(self:MicroBatches, b, size:int|None, start:int=0):
 
 @patch
 def _validate(self:MicroBatches, i, b):
-    "A validation batch: on out-of-memory, go on from the micro-batch that failed, at half the size"
-    self.batch,start = i,0
-    while True:
-        done = self.done
-        try: return self._run(b, self.size, start)
-        except torch.OutOfMemoryError as e:
-            if not self.auto: raise
-            if self.ddp: raise _in_step_error('validating', self.running) from e
-            start += (self.done-done)*self.running
-            self._free(e)
+    "A validation batch, in micro-batches of the current size (with 'auto', the model's forward splits further when it must)"
+    self.batch = i
+    self._run(b, self.size)
 
-def _in_step_error(what:str, size:int)->torch.OutOfMemoryError:
-    "Under DDP, where the processes must run as many micro-batches as each other"
-    return torch.OutOfMemoryError(
-        f"micro_bs='auto' ran out of memory {what} micro-batches of {size} samples on process {dist.get_rank()}: under DDP "
-        f"fastai gathers every micro-batch's metrics from all processes, so one process cannot halve alone here. Start "
-        f"from a size that fits, micro_bs=('auto', {halve(size)}), or use micro_bs=k")
+# %% ../nbs/00d_micro_batches.ipynb #m0000095
+@patch
+def _split_forward(self:MicroBatches, on:bool=True):
+    "While validating with 'auto', the model's forward runs in chunks of `chunk` samples once the whole micro-batch did not fit"
+    model = self.learn.model
+    if not on:   # give back what the instance had: nothing, or its own forward (`torch.compile` sets one)
+        if self.kept_forward is None: return
+        (kept,),self.kept_forward = self.kept_forward,None
+        if kept is None: del model.forward
+        else: model.forward = kept
+        return
+    forward,self.kept_forward = model.forward,(model.__dict__.get('forward'),)
+    def split_forward(*args, **kwargs):
+        n = find_bs(args)
+        while True:
+            size = min(self.chunk or n, n)
+            try:
+                if size==n: return forward(*args, **kwargs)
+                return join_batches([forward(*batch_slice(args, s, min(s+size, n), n), **kwargs) for s in range(0, n, size)])
+            except torch.OutOfMemoryError as e: self._halve_chunk(e, size)
+    model.forward = split_forward   # on the instance, for this validation: the class is never touched
+
+@patch
+def _halve_chunk(self:MicroBatches, e, size:int):
+    "Release what the forward that ran out of memory held, and halve the chunk"
+    traceback.clear_frames(e.__traceback__)
+    if torch.cuda.is_available(): torch.cuda.empty_cache()
+    self.ooms += 1
+    if size<=1: raise torch.OutOfMemoryError("micro_bs='auto': validating one sample at a time runs out of memory: use a smaller "
+                                             "model, mixed precision, or a device with more memory") from e
+    self.chunk = halve(size)
 
 # %% ../nbs/00d_micro_batches.ipynb #m0000036
 @patch
