@@ -85,19 +85,22 @@ class MemoryLimit(nn.Module):
     "Wrap `model` so that a forward or backward of more than `max_samples` samples raises `torch.OutOfMemoryError`, as a small GPU would"
     def __init__(self,
         model:nn.Module,          # the model; if an `nn.Sequential`, the backward fails after its last layers got their gradients
-        max_samples:int,          # the most samples a forward or backward holds
-        backward_only:bool=False  # the forward always fits; only the backward runs out of memory
+        max_samples:int=10**9,    # the most samples a forward or backward holds
+        backward_only:bool=False, # the forward always fits; only the backward runs out of memory
+        once_at:int|None=None     # instead: only the training forward (or backward) number `once_at`, counted from 1, runs out of memory
     ):
         super().__init__()
-        self.model,self.max_samples,self.backward_only,self.ooms = model,max_samples,backward_only,0
+        self.model,self.max_samples,self.backward_only,self.once_at,self.ooms,self.calls = model,max_samples,backward_only,once_at,0,0
 
     def _fail(self, n, where):
         self.ooms += 1
-        raise torch.OutOfMemoryError(f"CUDA out of memory (simulated): {where} of {n} samples, more than {self.max_samples}")
+        raise torch.OutOfMemoryError(f"CUDA out of memory (simulated): {where} of {n} samples, " +
+                                     (f"more than {self.max_samples}" if self.once_at is None else f"training forward {self.calls}"))
 
     def forward(self, x, *args):
         n = find_bs(x)
-        if n<=self.max_samples: return self.model(x, *args)
+        self.calls += self.training
+        if (n<=self.max_samples) if self.once_at is None else (not self.training or self.calls!=self.once_at): return self.model(x, *args)
         if not self.backward_only: self._fail(n, 'forward')
         if not isinstance(self.model, nn.Sequential): return _FailsBackward.apply(self.model(x, *args), self, n)
         return self.model[1:](_FailsBackward.apply(self.model[0](x), self, n))
