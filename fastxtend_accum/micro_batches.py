@@ -9,8 +9,9 @@ from __future__ import annotations
 import math, numbers, itertools, traceback
 import torch.distributed as dist
 from fastai.basics import *
+from fastai.callback.schedule import ParamScheduler
 from .window import positive_int
-from .loop import epoch_sizes, loader_batch_size
+from .loop import epoch_sizes, loader_batch_size, fit_running
 
 # %% auto #0
 __all__ = ['batch_slice', 'split_batch', 'join_batches', 'check_micro_bs', 'n_micro', 'halve', 'MemoryLimit', 'MicroBatches']
@@ -115,7 +116,7 @@ class MicroBatches:
         self.accumulation,self.learn = accumulation,accumulation.learn
         self.auto = isinstance(micro_bs, tuple)
         self.size = ifnone(getattr(accumulation, 'micro_size', None), micro_bs[1]) if self.auto else micro_bs
-        self.may_close,self.ooms,self.tried,self.chunk,self.said_chunk,self.kept_forward = True,0,[],None,False,None
+        self.may_close,self.ooms,self.tried,self.chunk,self.said_chunk,self.kept_forward,self.depth = True,0,[],None,False,None,0
         self.changed = self.auto and self.size is not None   # under DDP, a size found by an earlier fit is agreed at the first step
         self.where = ''   # under DDP: ' on another process' when this one took the size of another
         model = self.learn.model
@@ -159,22 +160,29 @@ def position(self:MicroBatches,
 @patch
 def all_batches(self:MicroBatches):
     "fastai's `all_batches`, one `one_batch` per micro-batch: `iter` and `n_iter` count micro-batches"
-    learn = self.learn
+    learn,outer = self.learn,({k: v for k,v in vars(self).items() if k in _epoch_state} if self.depth else None)   # a `validate()` inside an epoch leaves it alone
+    self.depth += 1
     self.sizes,self.n_batches,self.done,self.kept = epoch_sizes(learn.dl),len(learn.dl),0,[]
-    if self.auto and self.ddp: self._in_step()
+    if self.auto and self.ddp and (learn.training or fit_running(learn)): self._in_step()
     ddp = isinstance(learn.model, nn.parallel.DistributedDataParallel) and not (self.auto and learn.training)   # 'auto' trains with no collective inside a window
     self.full_bs = loader_batch_size(learn.dl) if ddp else None
     self._count_epoch()
     learn.n_iter = self.done + self.after[0] + self.counts[0] if self.n_batches else 0
     self._show_n_iter()
-    if not learn.training and self.auto: self._split_forward()
+    split = not learn.training and self.auto and self.kept_forward is None
+    if split: self._split_forward()
     try:
         for i,b in enumerate(learn.dl):
             if learn.training: self._train(i, b)
             else: self._validate(i, b)
-    finally: self._split_forward(False)
+    finally:
+        self.depth -= 1
+        if split: self._split_forward(False)
+        if outer is not None: vars(self).update(outer)
     clock = self.accumulation.clock if learn.training else None
     if clock is not None and clock.plan and self.auto: clock.plan = (clock.plan[0], learn.n_iter)  # the epoch's micro-batches at the sizes found
+
+_epoch_state = ('sizes', 'n_batches', 'done', 'kept', 'counts', 'after', 'batch', 'full_bs', 'running', 'may_close', 'mark', 'saved')
 
 @patch
 def _show_n_iter(self:MicroBatches):
@@ -211,9 +219,19 @@ def _run(self:MicroBatches, b, size:int|None, start:int=0):
 
 @patch
 def _validate(self:MicroBatches, i, b):
-    "A validation batch, in micro-batches of the current size (with 'auto', the model's forward splits further when it must)"
-    self.batch = i
-    self._run(b, self.size)
+    "A validation batch; with 'auto' the model's forward splits when it must, and out of memory elsewhere (the loss) the batch goes on at half the size"
+    self.batch,start = i,0
+    while True:
+        done = self.done
+        try: return self._run(b, self.size, start)
+        except torch.OutOfMemoryError as e:
+            if not self.auto: raise
+            if self.ddp: raise torch.OutOfMemoryError(
+                f"micro_bs='auto' ran out of memory validating micro-batches of {self.running} samples outside the model's forward "
+                f"(the loss, a metric) on process {dist.get_rank()}: under DDP every process validates as many micro-batches, so it "
+                f"cannot halve alone; start from a size that fits, micro_bs=('auto', {halve(self.running)})") from e
+            start += (self.done-done)*self.running
+            self._free(e)
 
 # %% ../nbs/00d_micro_batches.ipynb #m0000095
 @patch
@@ -255,8 +273,7 @@ def _train(self:MicroBatches, i, b):
     if not self.auto: return self._run(b, self.size)
     if not self.kept:
         self.mark = (self.done, cb.clock.batches, cb.micro_batches, cb.window.n_micro)
-        self.buffers = [b.clone() for b in self.learn.model.buffers()]   # BatchNorm statistics, put back if the window is redone
-        self.metrics = [(m, _copied(vars(m))) for m in _train_metrics(self.learn)]   # and the training metrics
+        self.saved = _training_records(self.learn)   # put back if the window is redone: no sample counted twice
     self.kept.append((i, b))
     todo = [(i, b)]
     while True:
@@ -296,9 +313,7 @@ def _discard_window(self:MicroBatches):
                            "cannot be redone: use remainder='step' or 'drop', or a start size that fits (micro_bs=('auto', k))")
     self.done,clock_batches,micro_batches,_ = self.mark
     cb.restart_window(micro_batches, clock_batches)
-    with torch.no_grad():
-        for b,saved in zip(self.learn.model.buffers(), self.buffers): b.copy_(saved)   # no sample counted twice in them
-    for m,state in self.metrics: vars(m).update(_copied(state))
+    _put_back(self.learn, self.saved)
 
 def _train_metrics(learn)->list:
     "The Recorder's training metrics, which see every micro-batch (`recorder.train_metrics`)"
@@ -306,8 +321,30 @@ def _train_metrics(learn)->list:
     return list(recorder._train_mets[1:]) if recorder is not None and recorder.train_metrics else []
 
 def _copied(state:dict)->dict:
-    "A metric's attributes, its lists and tensors copied: what it has accumulated so far"
-    return {k: list(v) if isinstance(v, list) else v.clone() if isinstance(v, Tensor) else v for k,v in state.items()}
+    "An object's attributes with its lists, dicts, sets, arrays and tensors copied: what it has accumulated so far"
+    def copied(v):
+        if isinstance(v, Tensor): return v.clone()
+        if isinstance(v, np.ndarray): return v.copy()
+        return v.copy() if isinstance(v, (list, dict, set)) else v
+    return {k: copied(v) for k,v in state.items()}
+
+def _training_records(learn)->dict:
+    "What a window's micro-batches add to: buffers (BatchNorm), the Recorder's metrics and lists, schedulers' lists, `train_iter`"
+    recorder,lists = getattr(learn, 'recorder', None),{}
+    metrics = [] if recorder is None else list(recorder._train_mets)   # the smoothed loss too: it sees micro-batches with log_accum_batch=False
+    if recorder is not None: lists.update({id(l): (l, len(l)) for l in (recorder.losses, recorder.lrs)})
+    for cb in learn.cbs:
+        if isinstance(cb, ParamScheduler): lists.update({id(l): (l, len(l)) for l in cb.hps.values()})
+    return dict(buffers=[b.clone() for b in learn.model.buffers()], metrics=[(m, _copied(vars(m))) for m in metrics],
+                lists=list(lists.values()), train_iter=learn.train_iter)
+
+def _put_back(learn, saved:dict):
+    "Give the learner back what `_training_records` saved"
+    with torch.no_grad():
+        for b,kept in zip(learn.model.buffers(), saved['buffers']): b.copy_(kept)
+    for m,state in saved['metrics']: vars(m).update(_copied(state))
+    for l,n in saved['lists']: del l[n:]
+    learn.train_iter = saved['train_iter']
 
 def _leave_autocast(learn):
     "Exit the autocast context that `MixedPrecision` entered at `before_batch`"
