@@ -163,7 +163,8 @@ def all_batches(self:MicroBatches):
     learn,outer = self.learn,({k: v for k,v in vars(self).items() if k in _epoch_state} if self.depth else None)   # a `validate()` inside an epoch leaves it alone
     self.depth += 1
     self.sizes,self.n_batches,self.done,self.kept = epoch_sizes(learn.dl),len(learn.dl),0,[]
-    if self.auto and self.ddp and (learn.training or fit_running(learn)): self._in_step()
+    if self.auto and self.ddp and learn.training: _refuse_train_metrics(learn)
+    if self.auto and self.ddp and not learn.training and fit_running(learn): self._agree_to_validate()
     ddp = isinstance(learn.model, nn.parallel.DistributedDataParallel) and not (self.auto and learn.training)   # 'auto' trains with no collective inside a window
     self.full_bs = loader_batch_size(learn.dl) if ddp else None
     self._count_epoch()
@@ -356,7 +357,7 @@ def _leave_autocast(learn):
 @patch
 def votes(self:MicroBatches)->list:
     "What this process adds to the step's all-reduce: whether its size changed (with 'auto' under DDP; else nothing)"
-    return [float(self.changed)] if self.auto and self.accumulation.processes.world>1 else []
+    return [float(self.changed)] if self.auto and self.ddp else []
 
 @patch
 def agree(self:MicroBatches,
@@ -375,15 +376,17 @@ def agree(self:MicroBatches,
     self._count_epoch()
 
 # %% ../nbs/00d_micro_batches.ipynb #m0000073
-@patch
-def _in_step(self:MicroBatches):
-    "Before training or validating under DDP: no training metrics with 'auto'; before validating, all processes take the smallest size"
-    learn = self.learn
-    if learn.training and _train_metrics(learn):
+def _refuse_train_metrics(learn):
+    "Under DDP with 'auto': a clear error before the first step if the Recorder computes training metrics"
+    if _train_metrics(learn):
         raise ValueError("micro_bs='auto' under DDP cannot compute training metrics (recorder.train_metrics=True): fastai gathers them "
                          "from all processes at every micro-batch, and a process that runs out of memory redoes its window alone. "
                          "Set learn.recorder.train_metrics=False, or use micro_bs=k")
-    if learn.training: return
-    t = torch.tensor([float(self.changed)], dtype=torch.float64, device=next(learn.model.parameters()).device)
-    dist.all_reduce(t, group=learn.model.process_group)
+
+@patch
+def _agree_to_validate(self:MicroBatches):
+    "Under DDP with 'auto', before a fit's validation: every process takes the smallest size, if one changed since the last step"
+    model = self.learn.model
+    t = torch.tensor([float(self.changed)], dtype=torch.float64, device=next(model.parameters()).device)
+    dist.all_reduce(t, group=model.process_group)
     self.agree(int(t.item()))
